@@ -1,0 +1,2 @@
+"""mmkd: knowledge distillation for OpenMMLab."""
+__version__ = '0.1.0'
