@@ -24,16 +24,10 @@ $(VENV)/.torch-ok: | $(VPY)
 	$(VPY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install $(TORCH_PKGS)
 	touch $@
 
-# mmcv 2.1.0 has only an sdist: build it with its C++ ops against our torch.
-# setup.py imports pkg_resources, hence no build isolation and setuptools<81.
-$(VENV)/.mmcv-ok: $(VENV)/.torch-ok
-	$(VPY) -c "import mmcv.ops" 2>/dev/null || { \
-	  $(PIP) install -q ninja psutil packaging "setuptools>=77,<81" && \
-	  MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) $(PIP) install --no-build-isolation mmcv==2.1.0 && \
-	  $(VPY) -c "import mmcv.ops" 2>/dev/null || { \
-	    echo "mmcv ops do not load (stale wheel cache after a torch change?): rebuilding"; \
-	    MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) $(PIP) install --no-build-isolation --no-cache-dir --force-reinstall --no-deps mmcv==2.1.0; }; }
-	$(VPY) -c "import mmcv.ops"
+# mmcv 2.1.0 has only an sdist; tools/build_mmcv.sh builds it with its C++
+# ops (patched for torch's C++20 headers) and caches the wheel per torch version.
+$(VENV)/.mmcv-ok: $(VENV)/.torch-ok tools/build_mmcv.sh
+	$(VPY) -c "import mmcv.ops" 2>/dev/null || bash tools/build_mmcv.sh $(VPY)
 	touch $@
 
 $(VENV)/.mmkd-installed: $(VENV)/.mmcv-ok pyproject.toml

@@ -1,0 +1,1 @@
+"""Training hooks (loss schedules, self-distillation)."""

@@ -1,0 +1,137 @@
+"""Shared plumbing of mmkd's logit losses: layout, validation, reduction.
+
+Every logit loss sees its input as ``(B, C, L)``: ``(N, C)`` logits become
+``(N, C, 1)`` and dense ``(N, C, H, W)`` logits ``(N, C, H*W)``, both as views,
+so no permuted copy of a segmentation map is ever made. A *row* is one
+``(b, l)`` position: one RoI, one image, or one pixel.
+"""
+from typing import Iterator, NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+#: Elements of one chunk of a loss's forward/backward; a few float32
+#: temporaries of this size live at once, so memory stays flat in the input.
+CHUNK_ELEMENTS = 1 << 19
+
+REDUCTIONS = ('none', 'mean', 'sum')
+
+
+class RowLayout(NamedTuple):
+    """Logits reshaped to rows, plus what is needed to undo it."""
+    student: Tensor  # (B, C, L), may carry grad
+    teacher: Tensor  # (B, C, L), detached
+    target: Optional[Tensor]  # (B, L) int64, or None
+    keep: Optional[Tensor]  # (B, L) bool, or None when every row counts
+    row_shape: torch.Size  # (N,) or (N, H, W): shape of per-row results
+
+
+def check_tau(tau: float) -> float:
+    if not tau > 0:
+        raise ValueError(f'tau (the softmax temperature) must be > 0, got {tau}.')
+    return float(tau)
+
+
+def check_non_negative(**values: float) -> None:
+    for name, value in values.items():
+        if value < 0:
+            raise ValueError(f'{name} must be >= 0, got {value}.')
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got '{reduction}'.")
+    return reduction
+
+
+def to_rows(student: Tensor,
+            teacher: Tensor,
+            target: Optional[Tensor] = None,
+            ignore_index: Optional[int] = 255) -> RowLayout:
+    """Check student/teacher/target agree and view them as rows.
+
+    Raises:
+        ValueError: if the logits are not ``(N, C, ...)``, student and teacher
+            shapes differ, the target's shape does not match, or a kept
+            target lies outside ``[0, C)``.
+    """
+    if student.dim() < 2:
+        raise ValueError('logits must be (N, C) or (N, C, H, W); got shape '
+                         f'{tuple(student.shape)}.')
+    if student.shape != teacher.shape:
+        raise ValueError(
+            f'student logits {tuple(student.shape)} and teacher logits '
+            f'{tuple(teacher.shape)} differ in shape: distillation compares them '
+            'row by row, so both models must predict the same classes at the '
+            'same positions (resize the teacher logits or fix num_classes).')
+    n, c = student.shape[:2]
+    row_shape = torch.Size((n, ) + tuple(student.shape[2:]))
+    spatial = 1
+    for size in student.shape[2:]:
+        spatial *= size
+    s3 = student.reshape(n, c, spatial)
+    t3 = teacher.detach().reshape(n, c, spatial)
+    if target is None:
+        return RowLayout(s3, t3, None, None, row_shape)
+    if tuple(target.shape) != tuple(row_shape):
+        raise ValueError(f'target has shape {tuple(target.shape)} but logits of shape '
+                         f'{tuple(student.shape)} need a target of shape '
+                         f'{tuple(row_shape)} (one class index per row).')
+    if target.is_floating_point():
+        raise ValueError('target must hold integer class indices, got dtype '
+                         f'{target.dtype}.')
+    tgt = target.reshape(n, spatial).long()
+    keep = tgt != ignore_index if ignore_index is not None else torch.ones_like(tgt, dtype=torch.bool)
+    if tgt.numel():
+        kept = tgt[keep]
+        if kept.numel() and (int(kept.min()) < 0 or int(kept.max()) >= c):
+            bad = kept[(kept < 0) | (kept >= c)][0].item()
+            raise ValueError(
+                f'target value {bad} is outside [0, {c}) for logits with {c} classes '
+                f'(ignore_index={ignore_index}). Check num_classes of both models, '
+                'or set ignore_index to the label your dataset uses for "ignore".')
+    # Ignored rows are given class 0 so gathers stay in range; their loss is
+    # zeroed by `keep` and they never reach a gradient.
+    tgt = tgt.masked_fill(~keep, 0)
+    return RowLayout(s3, t3, tgt, keep, row_shape)
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """Losses run in float32 at least (fp16/bf16 logits under AMP)."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def chunks(x: Tensor) -> Iterator[Tuple[int, int]]:
+    """(start, stop) ranges along dim 0 with about CHUNK_ELEMENTS each."""
+    per_row = max(1, x[0].numel()) if x.shape[0] else 1
+    step = max(1, CHUNK_ELEMENTS // per_row)
+    for start in range(0, x.shape[0], step):
+        yield start, min(start + step, x.shape[0])
+
+
+def reduce_rows(rows: Tensor,
+                layout: RowLayout,
+                weight: Optional[Tensor],
+                reduction: str,
+                avg_factor: Optional[float]) -> Tensor:
+    """Weight and reduce per-row losses of shape (B, L).
+
+    Ignored rows are already 0. ``'mean'`` divides by ``avg_factor`` when given,
+    else by the number of kept rows (at least 1, so an empty batch gives a 0
+    that still belongs to the graph).
+    """
+    rows = rows.reshape(layout.row_shape)
+    if weight is not None:
+        if weight.numel() != rows.numel():
+            raise ValueError(f'weight has {weight.numel()} elements but there are '
+                             f'{rows.numel()} rows (shape {tuple(rows.shape)}).')
+        rows = rows * weight.reshape(rows.shape).to(rows.dtype)
+    if reduction == 'none':
+        return rows
+    total = rows.sum()
+    if reduction == 'sum':
+        return total
+    if avg_factor is None:
+        count = rows.numel() if layout.keep is None else int(layout.keep.sum())
+        avg_factor = max(count, 1)
+    return total / avg_factor

@@ -1,0 +1,1 @@
+"""Distillers: model wrappers that pair a student with a frozen teacher."""
