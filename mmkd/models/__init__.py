@@ -1,1 +1,6 @@
-"""Distillers: model wrappers that pair a student with a frozen teacher."""
+"""Distillers (student + frozen teacher wrappers) and ReviewKD connectors."""
+from .base_distiller import BaseDistiller, load_teacher_checkpoint
+from .detection_distiller import DetectionDistiller
+from .reviewkd import ABF, ABFConnector
+
+__all__ = ['BaseDistiller', 'DetectionDistiller', 'ABF', 'ABFConnector', 'load_teacher_checkpoint']

@@ -1,0 +1,8 @@
+# ReviewKD on FPN outputs P2-P6 (ABF fusion + HCL), loss weight 2.0 as in the paper.
+_base_ = '../_base_/faster_rcnn_r50_mv2_coco.py'
+model = dict(
+    reviewkd=dict(
+        connector=dict(
+            type='mmkd.ABFConnector', in_channels=[256] * 5, out_channels=[256] * 5,
+            mid_channels=256),
+        loss=dict(type='mmkd.HCLLoss', loss_weight=2.0)))
