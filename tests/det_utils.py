@@ -4,10 +4,15 @@ import copy
 import torch
 
 
+def mmdet_model(config: str):
+    """The ``model`` of one of mmdet's packaged configs (``mmdet::...``)."""
+    from mmengine.hub import get_config
+    return get_config(f'mmdet::{config}').model
+
+
 def tiny_faster_rcnn(depth: int = 18, num_classes: int = 3, channels: int = 32) -> dict:
     """mmdet's packaged Faster R-CNN config, shrunk: small FPN, few RoIs."""
-    from mmdet.testing import get_detector_cfg
-    cfg = get_detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg = mmdet_model('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
     stage = [64, 128, 256, 512] if depth in (18, 34) else [256, 512, 1024, 2048]
     cfg.backbone.update(depth=depth, init_cfg=None, norm_eval=False)
     cfg.neck.update(in_channels=stage, out_channels=channels)

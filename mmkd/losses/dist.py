@@ -16,112 +16,152 @@ terms are 0.
 from typing import Dict, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import RowLayout, check_non_negative, check_tau, chunks, compute_dtype, to_rows
+from .utils import (RowLayout, check_non_negative, check_tau, chunks, compute_dtype, shifted,
+                    to_rows)
 
 EPS = 1e-8
 
 
-def _probs(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype):
-    return (F.softmax(student.to(dtype) / tau, dim=1), F.softmax(teacher.to(dtype) / tau, dim=1))
+def _cos_coefs(coef: Tensor, dot: Tensor, nx: Tensor, ny: Tensor):
+    """``(p, q)`` with ``coef * d/dx [<x, y> / (|x||y| + eps)] = p * y - q * x``
+    for centred ``x``, ``y``. ``x == 0`` (a uniform row, or a column with no
+    kept rows) has ``dot == 0`` too: its ``q`` is 0, not 0/0."""
+    den = nx * ny + EPS
+    p = coef / den
+    q = torch.where(nx > 0, p * dot * ny / (nx * den), torch.zeros_like(p))
+    return p, q
 
 
-def _row_stats(ys: Tensor, yt: Tensor):
-    """Row-centred ``a``, ``b`` and their dot product and norms, (b, 1, L)."""
-    inv_c = 1.0 / ys.shape[1]
-    a, b = ys - inv_c, yt - inv_c
-    return (a, b, (a * b).sum(1, keepdim=True), a.norm(dim=1, keepdim=True),
-            b.norm(dim=1, keepdim=True))
-
-
-def _cos_grad(x: Tensor, y: Tensor, dot: Tensor, nx: Tensor, ny: Tensor) -> Tensor:
-    """d/dx of <x, y> / (|x||y| + eps), for centred x, y (mean-free result)."""
-    denom = nx * ny + EPS
-    # x == 0 (a uniform row, or a column with no kept rows) has dot == 0 too:
-    # its second term is 0, not 0/0.
-    coef = torch.where(nx > 0, dot * ny / (nx * denom * denom), torch.zeros_like(dot))
-    return y / denom - x * coef
+def _col_sum(x: Tensor, weight: Optional[Tensor]) -> Tensor:
+    """Per-class sum of a chunk ``(b, C, l)`` over its rows, weighted ``(b, l)``."""
+    return x.sum((0, 2)) if weight is None else torch.einsum('bcl,bl->c', x, weight)
 
 
 class _DISTTerms(torch.autograd.Function):
     """(inter, intra) Pearson distances with a closed-form backward.
 
-    Forward passes over the rows twice (column means first, then centred
-    column statistics); backward recomputes the softmaxes once more. Only the
-    logits and (C,)-sized statistics are saved.
+    One pass over the rows, chunk by chunk. With ``x = z / tau``,
+    ``e = exp(x - max_c x)``, ``Z = sum_c e`` and ``y = e / Z`` (the softmax,
+    never stored: ``1 / Z`` is folded into the centring), it accumulates
+
+    * per row: ``<a, b>``, ``|a|^2``, ``|b|^2`` of ``a = y_s - 1/C``,
+      ``b = y_t - 1/C`` (a softmax row's mean is exactly ``1/C``);
+    * per class, over kept rows: count, means and centred co-moments
+      ``M_uv``, ``M_uu``, ``M_vv``. Each chunk's are centred on the chunk's own
+      means and merged exactly (Chan et al.):
+      ``M_uv = M_uv' + M_uv'' + (mu_u'' - mu_u')(mu_v'' - mu_v') n' n'' / n``,
+      so there is neither an ``E[uv] - E[u]E[v]`` cancellation nor a second
+      pass.
+
+    Backward recomputes ``y = exp(x - lse)`` per chunk. With ``G = dLoss/dy_s``
+    it returns ``(y_s * (G - <G, y_s>)) / tau`` (softmax backward), where for a
+    kept row
+
+        G = kappa_c + (alpha_i + gamma_c) y_t - (beta_i + delta_c) y_s
+
+    (``alpha``, ``beta`` from the row's cosine, ``gamma``, ``delta`` from the
+    class's, ``kappa = delta mu_s - gamma mu_t``; terms constant along a row
+    are dropped, the softmax backward removes them). Ignored rows get
+    ``lse = +inf``, so their recomputed ``y_s`` and gradient are exactly 0.
+    Only the logits and per-row / per-class statistics are saved.
     """
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
                 row_weight: Tensor, inter_norm: float, tau: float) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
-        c = student.shape[1]
-        kept = student.shape[0] * student.shape[2] if keep is None else int(keep.sum())
-        mask = None if keep is None else keep.unsqueeze(1).to(dtype)
-        inter = student.new_zeros((), dtype=dtype)
-        sum_s = student.new_zeros((1, c, 1), dtype=dtype)
-        sum_t = student.new_zeros((1, c, 1), dtype=dtype)
-        for a, b in chunks(student):
-            ys, yt = _probs(student[a:b], teacher[a:b], tau, dtype)
-            _, _, dot, na, nb = _row_stats(ys, yt)
-            dist = 1 - dot / (na * nb + EPS)
-            inter += (dist.squeeze(1) * row_weight[a:b]).sum()
-            if mask is not None:
-                ys.mul_(mask[a:b])
-                yt.mul_(mask[a:b])
-            sum_s += ys.sum((0, 2), keepdim=True)
-            sum_t += yt.sum((0, 2), keepdim=True)
-        inter /= inter_norm
-        mean_s, mean_t = sum_s / max(kept, 1), sum_t / max(kept, 1)
-        col_dot = torch.zeros_like(sum_s)
-        col_ss = torch.zeros_like(sum_s)
-        col_tt = torch.zeros_like(sum_s)
-        for a, b in chunks(student):
-            ys, yt = _probs(student[a:b], teacher[a:b], tau, dtype)
-            u, v = ys.sub_(mean_s), yt.sub_(mean_t)
-            if mask is not None:
-                u.mul_(mask[a:b])
-                v.mul_(mask[a:b])
-            col_dot += (u * v).sum((0, 2), keepdim=True)
-            col_ss += (u * u).sum((0, 2), keepdim=True)
-            col_tt += (v * v).sum((0, 2), keepdim=True)
-        col_nu, col_nv = col_ss.sqrt(), col_tt.sqrt()
-        intra = (1 - col_dot / (col_nu * col_nv + EPS)).mean()
+        n_cls = student.shape[1]
+        weight = None if keep is None else keep.to(dtype)
+        # Per row, [student, teacher]: max of x and Z; and <a, b>, |a|^2, |b|^2.
+        shape = (2, student.shape[0], 1, student.shape[2])
+        peak, z = student.new_empty(shape, dtype=dtype), student.new_empty(shape, dtype=dtype)
+        row = student.new_empty((3, ) + shape[1:], dtype=dtype)
+        # Per class, over kept rows: means of y_s, y_t; co-moments uv, uu, vv.
+        mean = student.new_zeros((2, n_cls), dtype=dtype)
+        moment = student.new_zeros((3, n_cls), dtype=dtype)
+        minus_inv_c = student.new_full((), -1.0 / n_cls, dtype=dtype)
+        kept = 0
+        for r, c in chunks(student):
+            es = shifted(student[r, :, c], tau, dtype, peak[0, r, :, c]).exp_()
+            et = shifted(teacher[r, :, c], tau, dtype, peak[1, r, :, c]).exp_()
+            torch.sum(es, 1, keepdim=True, out=z[0, r, :, c])
+            torch.sum(et, 1, keepdim=True, out=z[1, r, :, c])
+            inv_z = z[:, r, :, c].reciprocal()
+            # a = e_s / Z_s - 1/C and b: one pass each.
+            ra = torch.addcmul(minus_inv_c, es, inv_z[0])
+            rb = torch.addcmul(minus_inv_c, et, inv_z[1])
+            torch.sum(ra * rb, 1, keepdim=True, out=row[0, r, :, c])
+            torch.sum(ra.mul_(ra), 1, keepdim=True, out=row[1, r, :, c])
+            torch.sum(rb.mul_(rb), 1, keepdim=True, out=row[2, r, :, c])
+            if weight is None:
+                w, n = None, es.shape[0] * es.shape[2]
+                col_w = inv_z.squeeze(2)
+            else:
+                w = weight[r, c]
+                n = int(keep[r, c].sum())
+                if n == 0:
+                    continue
+                col_w = inv_z.squeeze(2) * w
+            chunk_mean = torch.stack((_col_sum(es, col_w[0]), _col_sum(et, col_w[1]))).div_(n)
+            # u = y_s - (chunk mean of y_s), v likewise (in ra, rb).
+            u = torch.addcmul(chunk_mean[0].neg().view(1, -1, 1), es, inv_z[0], out=ra)
+            v = torch.addcmul(chunk_mean[1].neg().view(1, -1, 1), et, inv_z[1], out=rb)
+            chunk_moment = torch.stack((_col_sum(u * v, w), _col_sum(u.mul_(u), w),
+                                        _col_sum(v.mul_(v), w)))
+            # Chan et al.'s exact merge of (kept, mean, moment) with the chunk's.
+            delta = chunk_mean.sub_(mean)
+            total = kept + n
+            moment += chunk_moment
+            moment[0] += delta[0] * delta[1] * (kept * n / total)
+            moment[1:] += delta * delta * (kept * n / total)
+            mean += delta * (n / total)
+            kept = total
+        dot, norms = row[0], row[1:].sqrt()
+        inter = ((1 - dot / (norms[0] * norms[1] + EPS)).squeeze(1) * row_weight).sum() / inter_norm
+        col_norms = moment[1:].sqrt()
+        intra = (1 - moment[0] / (col_norms[0] * col_norms[1] + EPS)).mean()
         if kept == 0:
             intra = intra * 0
-        ctx.save_for_backward(student, teacher, keep, row_weight, mean_s, mean_t, col_dot,
-                              col_nu, col_nv)
+        neg_lse = z.log_().add_(peak).neg_()
+        if keep is not None:  # exp(x - inf) = 0: ignored rows' y_s in backward
+            neg_lse[0].masked_fill_(~keep.unsqueeze(1), float('-inf'))
+        ctx.save_for_backward(student, teacher, row_weight, neg_lse, dot, norms, mean,
+                              moment[0], col_norms)
         ctx.inter_norm, ctx.tau, ctx.kept = inter_norm, tau, kept
         return inter, intra
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_inter: Tensor, grad_intra: Tensor):
-        (student, teacher, keep, row_weight, mean_s, mean_t, col_dot, col_nu,
-         col_nv) = ctx.saved_tensors
+        (student, teacher, row_weight, neg_lse, dot, norms, mean, col_dot,
+         col_norms) = ctx.saved_tensors
         tau = ctx.tau
         dtype = compute_dtype(student)
-        c = student.shape[1]
-        # The loss *decreases* with correlation: d(1 - r) = -dr.
-        row_coef = (-grad_inter / ctx.inter_norm) * row_weight  # (B, L)
-        col_coef = -grad_intra / c if ctx.kept else grad_intra * 0
+        n_cls = student.shape[1]
+        # The loss *decreases* with correlation: d(1 - r) = -dr; and
+        # d(z / tau)/dz = 1 / tau.
+        row_coef = (grad_inter * (-1 / (ctx.inter_norm * tau))) * row_weight.unsqueeze(1)
+        alpha, beta = _cos_coefs(row_coef, dot, norms[0], norms[1])
+        col_coef = grad_intra * (-1 / (n_cls * tau)) if ctx.kept else grad_intra * 0
+        gamma, delta = _cos_coefs(col_coef, col_dot, col_norms[0], col_norms[1])
+        kappa = (delta * mean[0] - gamma * mean[1]).view(1, -1, 1)
+        gamma, neg_delta, neg_beta = gamma.view(1, -1, 1), delta.neg().view(1, -1, 1), beta.neg_()
         grad = torch.empty_like(student)
-        for a, b in chunks(student):
-            ys, yt = _probs(student[a:b], teacher[a:b], tau, dtype)
-            ra, rb, dot, na, nb = _row_stats(ys, yt)
-            g = _cos_grad(ra, rb, dot, na, nb).mul_(row_coef[a:b].unsqueeze(1))
-            u, v = ys - mean_s, yt.sub_(mean_t)
-            col_grad_u = _cos_grad(u, v, col_dot, col_nu, col_nv).mul_(col_coef)
-            if keep is not None:
-                col_grad_u.mul_(keep[a:b].unsqueeze(1).to(dtype))
-            g.add_(col_grad_u)
-            # softmax backward, then d(z / tau)/dz = 1 / tau.
-            g.sub_((g * ys).sum(1, keepdim=True)).mul_(ys).div_(tau)
-            grad[a:b] = g
+        direct = grad.dtype == dtype  # else compute in a buffer and cast
+        for r, c in chunks(student):
+            # y = exp(z / tau - lse), as -lse + (1 / tau) * z: one pass.
+            ys = torch.add(neg_lse[0, r, :, c], student[r, :, c], alpha=1 / tau).exp_()
+            yt = torch.add(neg_lse[1, r, :, c], teacher[r, :, c], alpha=1 / tau).exp_()
+            g = torch.addcmul(kappa, yt, gamma, out=grad[r, :, c] if direct else None)
+            g.addcmul_(yt, alpha[r, :, c]).addcmul_(ys, neg_delta).addcmul_(ys, neg_beta[r, :, c])
+            g.mul_(ys)  # softmax backward: y_s * G - y_s * <G, y_s>
+            g.addcmul_(ys, g.sum(1, keepdim=True), value=-1)
+            if not direct:
+                grad[r, :, c] = g
         return grad, None, None, None, None, None
 
 

@@ -21,80 +21,103 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, reduce_rows, to_rows)
-
-
-def _split(logits: Tensor, index: Tensor, tau: float, dtype: torch.dtype):
-    """Binary and non-target views of one chunk of logits (B, C, L).
-
-    Returns ``(log p_g, log(1 - p_g), log p_hat)``; ``log p_hat`` is ``-inf``
-    at the target class and is a fresh buffer the caller may overwrite.
-    """
-    x = logits.to(dtype) / tau
-    lse = torch.logsumexp(x, dim=1, keepdim=True)
-    log_pg = x.gather(1, index) - lse
-    x.scatter_(1, index, float('-inf'))
-    lse_nt = torch.logsumexp(x, dim=1, keepdim=True)
-    return log_pg, lse_nt - lse, x.sub_(lse_nt)
+                    compute_dtype, reduce_rows, scaled, to_rows)
 
 
 class _DKDRows(torch.autograd.Function):
     """Per-row (TCKD, NCKD) with a closed-form backward.
 
-    With ``d = p_g^s - p_g^t`` and upstream gradients ``a`` (of TCKD) and
-    ``n`` (of NCKD), the gradient on ``z_s / tau`` is ``a * d`` at the target
-    class and ``p_hat_s * (n - a * d) - n * p_hat_t`` elsewhere; the ``1 - p_g``
-    of TCKD's derivative cancels against ``p_hat``'s, so nothing is divided.
+    Per model, with ``x = z / tau``, ``g`` the row's target class and the
+    non-target logits shifted by their maximum ``m = max_{j != g} x_j``:
+
+        e_j = exp(x_j - m) (j != g),  e_g = 0,  Z = sum_j e_j,  p_hat = e / Z
+        lse_nt = m + log Z             (log-sum-exp over the non-targets)
+        lse = logaddexp(lse_nt, x_g)   (log-sum-exp over all classes)
+        log p_g = x_g - lse,  log(1 - p_g) = lse_nt - lse
+
+    so ``log(1 - p_g)`` is never ``log`` of a difference: it stays exact when
+    ``p_g`` rounds to 1. With ``y = x - m`` the shifted logits,
+
+        NCKD / tau^2 = sum_j e_t,j (y_t,j - y_s,j) / Z_t - log Z_t + log Z_s.
+
+    The target logit is set to the dtype's lowest finite value before the
+    maximum is taken: its ``e`` is then exactly 0 and its ``y`` is the same
+    for both models, so it adds an exact 0 to the sum (no ``inf - inf``).
+
+    Backward: with ``d = p_g^s - p_g^t`` and upstream gradients ``a`` (of TCKD)
+    and ``n`` (of NCKD), the gradient on ``z_s / tau`` is ``a * d`` at the
+    target class and ``p_hat_s * (n - a * d) - n * p_hat_t`` elsewhere (the
+    ``1 - p_g`` of TCKD's derivative cancels against ``p_hat``'s). Only the
+    logits and per-row ``m``, ``Z`` and ``d`` are saved; ``e`` is recomputed
+    chunk by chunk.
     """
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, target: Tensor,
                 keep: Optional[Tensor], tau: float) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
-        shape = (student.shape[0], student.shape[2])
-        tckd = student.new_zeros(shape, dtype=dtype)
-        nckd = student.new_zeros(shape, dtype=dtype)
-        for a, b in chunks(student):
-            index = target[a:b].unsqueeze(1)
-            log_pg_s, log_qg_s, log_hat_s = _split(student[a:b], index, tau, dtype)
-            log_pg_t, log_qg_t, log_hat_t = _split(teacher[a:b], index, tau, dtype)
-            tckd[a:b] = (log_pg_t.exp() * (log_pg_t - log_pg_s)
-                         + log_qg_t.exp() * (log_qg_t - log_qg_s)).squeeze(1)
-            hat_t = log_hat_t.exp()
-            # -inf - (-inf) at the target class: zero it before weighting.
-            diff = log_hat_t.sub_(log_hat_s).scatter_(1, index, 0.0)
-            nckd[a:b] = diff.mul_(hat_t).sum(1)
-        scale = tau * tau
-        tckd.mul_(scale)
-        nckd.mul_(scale)
+        lowest = torch.finfo(dtype).min
+        # Per-row statistics, [student, teacher] stacked on dim 0 so the
+        # per-row algebra below handles both models in one op.
+        shape = (2, student.shape[0], 1, student.shape[2])
+        peak, z, x_g = (student.new_empty(shape, dtype=dtype) for _ in range(3))
+        dot = student.new_empty(shape[1:], dtype=dtype)
+        for r, c in chunks(student):
+            index = target[r, c].unsqueeze(1)
+            y, e = [], None
+            for i, logits in enumerate((student[r, :, c], teacher[r, :, c])):
+                x = scaled(logits, tau, dtype, copy=True)
+                torch.gather(x, 1, index, out=x_g[i, r, :, c])
+                x.scatter_(1, index, lowest)
+                y.append(x.sub_(torch.amax(x, 1, keepdim=True, out=peak[i, r, :, c])))
+                e = torch.exp(x, out=e)  # the teacher's overwrites the student's
+                torch.sum(e, 1, keepdim=True, out=z[i, r, :, c])
+            ys, yt = y
+            torch.sum(torch.sub(yt, ys, out=ys).mul_(e), 1, keepdim=True, out=dot[r, :, c])
+        log_z = z.log()
+        lse_nt = log_z + peak
+        # log b = log [p_g, 1 - p_g], as (2 [g, rest], 2 [s, t], B, 1, L).
+        log_b = torch.stack((x_g, lse_nt)).sub_(torch.logaddexp(lse_nt, x_g))
+        b_t = log_b[:, 1].exp()
+        tckd = (log_b[:, 1] - log_b[:, 0]).mul_(b_t).sum(0).squeeze(1).mul_(tau * tau)
+        nckd = dot.div_(z[1]).sub_(log_z[1]).add_(log_z[0]).squeeze(1).mul_(tau * tau)
+        ignored = None
         if keep is not None:
-            tckd.masked_fill_(~keep, 0)
-            nckd.masked_fill_(~keep, 0)
-        ctx.save_for_backward(student, teacher, target, keep)
+            ignored = ~keep
+            tckd.masked_fill_(ignored, 0)
+            nckd.masked_fill_(ignored, 0)
+        d = log_b[0, 0].exp_().sub_(b_t[0])  # p_g^s - p_g^t
+        ctx.save_for_backward(student, teacher, target, ignored, peak.neg_(), z, d)
         ctx.tau = tau
         return tckd, nckd
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_tckd: Tensor, grad_nckd: Tensor):
-        student, teacher, target, keep = ctx.saved_tensors
+        student, teacher, target, ignored, neg_peak, z, d = ctx.saved_tensors
         tau = ctx.tau
         dtype = compute_dtype(student)
         # d/dz = (1 / tau) * d/d(z / tau), and both terms carry tau^2.
-        a_all = grad_tckd * tau
-        n_all = grad_nckd * tau
-        if keep is not None:
-            a_all = a_all.masked_fill(~keep, 0)
-            n_all = n_all.masked_fill(~keep, 0)
+        g_a = (grad_tckd * tau).unsqueeze(1)
+        g_n = (grad_nckd * tau).unsqueeze(1)
+        if ignored is not None:
+            g_a.masked_fill_(ignored.unsqueeze(1), 0)
+            g_n.masked_fill_(ignored.unsqueeze(1), 0)
+        ad = g_a.mul_(d)
+        coef_s = (g_n - ad).div_(z[0])
+        coef_t = g_n.div_(z[1])
         grad = torch.empty_like(student)
-        for a, b in chunks(student):
-            index = target[a:b].unsqueeze(1)
-            log_pg_s, _, log_hat_s = _split(student[a:b], index, tau, dtype)
-            log_pg_t, _, log_hat_t = _split(teacher[a:b], index, tau, dtype)
-            ad = a_all[a:b].unsqueeze(1) * (log_pg_s.exp() - log_pg_t.exp())
-            n = n_all[a:b].unsqueeze(1)
-            g = log_hat_s.exp_().mul_(n - ad).sub_(log_hat_t.exp_().mul_(n))
-            grad[a:b] = g.scatter_(1, index, ad)
+        direct = grad.dtype == dtype  # else compute in a buffer and cast
+        for r, c in chunks(student):
+            # e = exp(z / tau - m), as -m + (1 / tau) * z in one pass. At the
+            # target it may overflow; that entry is overwritten last.
+            es = torch.add(neg_peak[0, r, :, c], student[r, :, c], alpha=1 / tau,
+                           out=grad[r, :, c] if direct else None).exp_()
+            et = torch.add(neg_peak[1, r, :, c], teacher[r, :, c], alpha=1 / tau).exp_()
+            es.mul_(coef_s[r, :, c]).addcmul_(et, coef_t[r, :, c], value=-1)
+            es.scatter_(1, target[r, c].unsqueeze(1), ad[r, :, c])
+            if not direct:
+                grad[r, :, c] = es
         return grad, None, None, None, None
 
 

@@ -9,53 +9,73 @@ this convention ``KD == TCKD + (1 - p_t^T) * NCKD`` holds exactly (DKD paper).
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, reduce_rows, to_rows)
+                    compute_dtype, reduce_rows, shifted, to_rows)
 
 
 class _KDRows(torch.autograd.Function):
     """Per-row KD with a closed-form backward: ``dKD/dz_s = tau * (p_s - p_t)``.
 
-    Only the input logits are saved; softmaxes are recomputed chunk by chunk,
-    so no full-size temporary outlives a chunk.
+    With ``x = z / tau``, shifted logits ``y = x - max_c x_c``, ``e = exp(y)``
+    and ``Z = sum_c e`` (so ``log p = y - log Z``), one row is
+
+        KD / tau^2 = sum_c e_t,c (y_t,c - y_s,c) / Z_t - log(Z_t / Z_s);
+
+    both terms are small when the two distributions are close, so little
+    cancels. Only the logits and each row's ``lse = max_c x_c + log Z`` are
+    saved: backward recomputes ``p = exp(x - lse)`` chunk by chunk, and no
+    full-size temporary outlives a chunk.
     """
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
                 tau: float) -> Tensor:
         dtype = compute_dtype(student)
-        rows = student.new_zeros((student.shape[0], student.shape[2]), dtype=dtype)
-        for a, b in chunks(student):
-            log_ps = F.log_softmax(student[a:b].to(dtype) / tau, dim=1)
-            log_pt = F.log_softmax(teacher[a:b].to(dtype) / tau, dim=1)
-            pt = log_pt.exp()
-            rows[a:b] = log_pt.sub_(log_ps).mul_(pt).sum(1)
-        rows.mul_(tau * tau)
+        # Per-row statistics, [student, teacher] stacked on dim 0.
+        shape = (2, student.shape[0], 1, student.shape[2])
+        peak, z = student.new_empty(shape, dtype=dtype), student.new_empty(shape, dtype=dtype)
+        dot = student.new_empty(shape[1:], dtype=dtype)
+        for r, c in chunks(student):
+            ys = shifted(student[r, :, c], tau, dtype, peak[0, r, :, c])
+            yt = shifted(teacher[r, :, c], tau, dtype, peak[1, r, :, c])
+            e = torch.exp(ys)
+            torch.sum(e, 1, keepdim=True, out=z[0, r, :, c])
+            torch.sum(torch.exp(yt, out=e), 1, keepdim=True, out=z[1, r, :, c])
+            # sum_c e_t,c (y_t,c - y_s,c)
+            torch.sum(torch.sub(yt, ys, out=ys).mul_(e), 1, keepdim=True, out=dot[r, :, c])
+        rows = dot.div_(z[1]).sub_(torch.log(z[1] / z[0])).squeeze(1).mul_(tau * tau)
+        ignored = None
         if keep is not None:
-            rows.masked_fill_(~keep, 0)
-        ctx.save_for_backward(student, teacher, keep)
+            ignored = ~keep
+            rows.masked_fill_(ignored, 0)
+        neg_lse = z.log_().add_(peak).neg_()
+        ctx.save_for_backward(student, teacher, ignored, neg_lse)
         ctx.tau = tau
         return rows
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_rows: Tensor):
-        student, teacher, keep = ctx.saved_tensors
+        student, teacher, ignored, neg_lse = ctx.saved_tensors
         tau = ctx.tau
         dtype = compute_dtype(student)
-        scale = grad_rows * tau
-        if keep is not None:
-            scale = scale.masked_fill(~keep, 0)
+        scale = (grad_rows * tau).unsqueeze(1)
+        if ignored is not None:
+            scale.masked_fill_(ignored.unsqueeze(1), 0)
         grad = torch.empty_like(student)
-        for a, b in chunks(student):
-            ps = F.softmax(student[a:b].to(dtype) / tau, dim=1)
-            ps.sub_(F.softmax(teacher[a:b].to(dtype) / tau, dim=1))
-            grad[a:b] = ps.mul_(scale[a:b].unsqueeze(1))
+        direct = grad.dtype == dtype  # else compute in a buffer and cast
+        for r, c in chunks(student):
+            # p = exp(z / tau - lse), as -lse + (1 / tau) * z: one pass.
+            ps = torch.add(neg_lse[0, r, :, c], student[r, :, c], alpha=1 / tau,
+                           out=grad[r, :, c] if direct else None).exp_()
+            pt = torch.add(neg_lse[1, r, :, c], teacher[r, :, c], alpha=1 / tau).exp_()
+            ps.sub_(pt).mul_(scale[r, :, c])
+            if not direct:
+                grad[r, :, c] = ps
         return grad, None, None, None
 
 

@@ -10,8 +10,9 @@ from typing import Iterator, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-#: Elements of one chunk of a loss's forward/backward; a few float32
+#: Elements of one chunk of a loss's forward/backward; a few compute-dtype
 #: temporaries of this size live at once, so memory stays flat in the input.
+#: Read at call time (tests patch it).
 CHUNK_ELEMENTS = 1 << 19
 
 REDUCTIONS = ('none', 'mean', 'sum')
@@ -101,12 +102,51 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def chunks(x: Tensor) -> Iterator[Tuple[int, int]]:
-    """(start, stop) ranges along dim 0 with about CHUNK_ELEMENTS each."""
-    per_row = max(1, x[0].numel()) if x.shape[0] else 1
-    step = max(1, CHUNK_ELEMENTS // per_row)
-    for start in range(0, x.shape[0], step):
-        yield start, min(start + step, x.shape[0])
+def scaled(logits: Tensor, tau: float, dtype: torch.dtype, copy: bool = False) -> Tensor:
+    """``logits / tau`` in ``dtype``: the logits themselves when nothing changes,
+    else (or when ``copy``) a fresh buffer the caller may overwrite."""
+    if logits.dtype != dtype:
+        x = logits.to(dtype)
+        return x.div_(tau) if tau != 1 else x
+    if tau != 1:
+        return logits / tau
+    return logits.clone() if copy else logits
+
+
+def chunks(x: Tensor) -> Iterator[Tuple[slice, slice]]:
+    """Pieces of a ``(B, C, L)`` tensor of at most about CHUNK_ELEMENTS each.
+
+    Yields ``(rows, cols)``, slices of dims 0 and 2: a piece is
+    ``x[rows, :, cols]`` (and ``t[rows, cols]`` of a per-row ``(B, L)``
+    tensor). Whole entries of dim 0 are grouped while they fit; an entry too
+    large on its own (one big image) is cut along ``L``. Pieces are balanced
+    in size.
+    """
+    n, c, length = x.shape
+    limit = max(1, CHUNK_ELEMENTS)
+    if c * length <= limit or length == 1:
+        step = _balanced(n, max(1, limit // max(1, c * length)))
+        for start in range(0, n, step):
+            yield slice(start, min(start + step, n)), slice(None)
+    else:
+        width = _balanced(length, max(1, limit // c))
+        for row in range(n):
+            for start in range(0, length, width):
+                yield slice(row, row + 1), slice(start, min(start + width, length))
+
+
+def _balanced(total: int, step: int) -> int:
+    """The smallest step that needs as few pieces of ``total`` as ``step`` does."""
+    pieces = -(-total // step) if total else 1
+    return max(1, -(-total // pieces))
+
+
+def shifted(logits: Tensor, tau: float, dtype: torch.dtype, max_out: Tensor) -> Tensor:
+    """``x - max_c x`` for ``x = logits / tau``, in a fresh buffer; the
+    per-row maximum (keepdim) is written to ``max_out``."""
+    x = scaled(logits, tau, dtype)
+    peak = torch.amax(x, 1, keepdim=True, out=max_out)
+    return torch.sub(x, peak) if x is logits else x.sub_(peak)
 
 
 def reduce_rows(rows: Tensor,

@@ -12,6 +12,7 @@ import contextlib
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
+from mmengine.config import ConfigDict
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
@@ -23,13 +24,17 @@ SUPPORTED = ('two-stage detectors (mmdet TwoStageDetector: Faster R-CNN, Mask R-
              'bbox_head')
 
 
-def _build_detector(cfg: Union[dict, nn.Module]) -> nn.Module:
+def build_detector(cfg: Union[dict, nn.Module]) -> nn.Module:
+    """Build an mmdet model from a config dict (a module passes through)."""
     if isinstance(cfg, nn.Module):
         return cfg
     from mmdet.registry import MODELS as MMDET_MODELS
     from mmdet.utils import register_all_modules
+    from mmengine.registry import DefaultScope
     register_all_modules(init_default_scope=False)
-    return MMDET_MODELS.build(cfg)
+    # mmengine's BaseModel builds data_preprocessor from the default scope.
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MMDET_MODELS.build(ConfigDict(cfg))  # mmdet reads cfg.attr
 
 
 def _check_supported(model: nn.Module, role: str) -> None:
@@ -98,7 +103,7 @@ class DetectionDistiller(BaseDistiller):
                  distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        student, teacher = _build_detector(student), _build_detector(teacher)
+        student, teacher = build_detector(student), build_detector(teacher)
         _check_supported(student, 'student')
         _check_supported(teacher, 'teacher')
         classes = (student.roi_head.bbox_head.num_classes, teacher.roi_head.bbox_head.num_classes)

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from mmkd.models import DetectionDistiller
+from mmkd.models.detection_distiller import build_detector
 from mmkd.registry import MODELS
-from ..det_utils import det_batch, tiny_faster_rcnn
+from ..det_utils import det_batch, mmdet_model, tiny_faster_rcnn
 
 LOSSES = dict(
     loss_kd=dict(type='mmkd.KDLoss', tau=1.0),
@@ -39,15 +40,18 @@ def test_identical_teacher_gives_zero_logit_losses_and_perturbed_does_not():
     model.student.eval()  # same BN behaviour as the (eval-mode) teacher
     inputs, samples = det_batch(model)
     losses = model.loss(inputs, samples)
-    for key in ('loss_kd', 'loss_dkd', 'loss_dist'):
-        assert abs(losses[key].item()) < 1e-5, (key, losses[key])
+    for key in ('loss_kd', 'loss_dkd'):
+        assert abs(losses[key].item()) < 1e-6, (key, losses[key])
+    # DIST's eps (1e-8 in the norm product) leaves 1 - r ~ eps / |y - 1/C|^2,
+    # ~1e-5 here because an untrained head's softmax rows are nearly uniform.
+    assert abs(losses['loss_dist'].item()) < 1e-4
     assert losses['kd_agreement'].item() == 1.0
     with torch.no_grad():
         for p in model.teacher.roi_head.bbox_head.fc_cls.parameters():
             p.add_(torch.randn_like(p) * 0.5)
     losses = model.loss(inputs, samples)
     for key in ('loss_kd', 'loss_dkd', 'loss_dist'):
-        assert losses[key].item() > 1e-3, (key, losses[key])
+        assert losses[key].item() > 0.1, (key, losses[key])
 
 
 def test_student_losses_kept_and_decomposed_terms_logged_without_loss_in_name():
@@ -84,12 +88,12 @@ def test_gradients_reach_only_student_and_connector():
     inputs, samples = det_batch(model)
     losses = model.loss(inputs, samples)
     assert 'loss_reviewkd' in losses and losses['loss_reviewkd'].item() > 0
-    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total, _ = model.parse_losses(losses)
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     assert all(not p.requires_grad for p in model.teacher.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.connector.parameters())
-    assert model.student.backbone.conv1.weight.grad.abs().sum() > 0
+    assert model.student.backbone.layer4[0].conv1.weight.grad.abs().sum() > 0  # stem is frozen
     ids = {id(p) for p in model.parameters()}
     assert not ids & {id(p) for p in model.teacher.parameters()}
     assert ids >= {id(p) for p in model.student.parameters()}
@@ -121,8 +125,7 @@ def test_predict_runs_the_student_only():
 
 
 def test_teacher_checkpoint_loaded_and_mismatches_listed(tmp_path):
-    teacher = MODELS.build(dict(type='mmdet.FasterRCNN', **{
-        k: v for k, v in tiny_faster_rcnn(18).items() if k != 'type'}))
+    teacher = build_detector(tiny_faster_rcnn(18))
     path = tmp_path / 'teacher.pth'
     torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, path)
     model = build(teacher_ckpt=str(path))
@@ -149,13 +152,11 @@ def test_teacher_checkpoint_loaded_and_mismatches_listed(tmp_path):
 def test_class_count_mismatch_and_unsupported_models_raise():
     with pytest.raises(ValueError, match='num_classes=3.*5'):
         build(teacher=tiny_faster_rcnn(18, num_classes=5))
-    retina = dict(type='mmdet.RetinaNet')
-    from mmdet.testing import get_detector_cfg
-    retina = get_detector_cfg('retinanet/retinanet_r18_fpn_1x_coco.py')
+    retina = mmdet_model('retinanet/retinanet_r18_fpn_1x_coco.py')
     retina.backbone.init_cfg = None
     with pytest.raises(TypeError, match='supported are two-stage'):
-        build(student=retina.to_dict() if hasattr(retina, 'to_dict') else retina)
-    cascade = get_detector_cfg('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
+        build(student=retina)
+    cascade = mmdet_model('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
     cascade.backbone.update(depth=18, init_cfg=None)
     cascade.neck.in_channels = [64, 128, 256, 512]
     with pytest.raises(TypeError, match='CascadeRoIHead'):
