@@ -101,8 +101,6 @@ def rss_kib(field):
 
 
 def child(method, side, shape):
-    import mmkd.losses.utils as U
-    if os.environ.get("CE"): U.CHUNK_ELEMENTS = int(os.environ["CE"])
     """Peak resident memory of one fwd+bwd above the inputs, in MiB."""
     s, t, y = make_inputs(shape)
     fn = METHODS[method][0 if side == 'mmkd' else 1]
@@ -134,6 +132,9 @@ def main():
     s, t, y = make_inputs(args.shape)
     print(f'logits {tuple(args.shape)}, tau={TAU}, {torch.get_num_threads()} threads, '
           f'torch {torch.__version__}; forward + backward')
+    # Timings assume an otherwise idle machine: other busy processes make every
+    # multi-threaded op wait for a core, which penalises the side issuing more ops.
+    print('load average before: {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg()))
     results = []
     for name, (ours, paper) in METHODS.items():
         la, lb = ours(s, t, y), paper(s, t, y)

@@ -18,6 +18,8 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
+import mmkd  # noqa: E402,F401  (mmkd's loader reads mmengine checkpoints under torch>=2.6)
+
 PREFIX = 'student.'
 
 

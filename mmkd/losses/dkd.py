@@ -8,10 +8,10 @@ With ``p = softmax(z / tau)``, ``g`` the row's ground-truth class,
     DKD  = alpha * TCKD + beta * NCKD
 
 and vanilla KD = TCKD + (1 - p_g^t) * NCKD exactly. ``p_hat`` is computed as a
-softmax over the non-target logits (the target logit set to ``-inf``), which
-equals the reference code's "subtract 1000 from the target logit" without its
-approximation; ``log(1 - p_g)`` is ``logsumexp(non-target) - logsumexp(all)``,
-exact even when ``p_g`` rounds to 1.
+softmax over the non-target logits only (the target's weight is exactly 0),
+which is the reference code's "subtract 1000 from the target logit" without
+its approximation; ``log(1 - p_g)`` is ``logsumexp(non-target) -
+logsumexp(all)``, exact even when ``p_g`` rounds to 1.
 """
 from typing import Dict, Optional, Tuple
 

@@ -13,7 +13,7 @@ from torch import Tensor
 #: Elements of one chunk of a loss's forward/backward; a few compute-dtype
 #: temporaries of this size live at once, so memory stays flat in the input.
 #: Read at call time (tests patch it).
-CHUNK_ELEMENTS = 1 << 19
+CHUNK_ELEMENTS = 1 << 20
 
 REDUCTIONS = ('none', 'mean', 'sum')
 
