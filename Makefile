@@ -41,8 +41,9 @@ test: setup
 bench: setup
 	$(VPY) bench/losses.py
 
+# DEMO_ARGS, e.g. "--seeds 0 1" or "--force", pass through to tools/run_demo.py.
 demo: setup
-	@echo "make demo arrives with the demo issue (#4): nothing to run yet." && exit 1
+	$(VPY) tools/run_demo.py $(DEMO_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
