@@ -1,11 +1,14 @@
 """The embedded demo: distil a detector end to end on generated shapes, on the CPU.
 
 1. generate the shapes dataset (mmkd/demo/shapes.py; seeded, no download);
-2. train the teacher (Faster R-CNN R34-FPN) once;
+2. train the teacher (full-width Faster R-CNN R18-FPN) once;
 3. per seed, train the baseline student (quarter-width R18) and KD, DKD and
-   DIST students from that teacher, all with tools/train.py;
+   DIST students from that teacher, all with tools/dist_train.sh on 2
+   processes (gloo on the CPU, 4 images each);
 4. read COCO bbox mAP / AP50 (mmdet's CocoMetric, pycocotools) from each
-   run's log, print a results table and write ``results.md``,
+   run's log and, per student, the mean |corr(teacher) - corr(student)| of
+   RoI logits on the val boxes (tools/analyze_logits.py); print a results
+   table and write ``results.md``,
    ``results.json``, ``results.png`` (bar chart) and ``loss_curves.png``
    under the work dir.
 
@@ -18,6 +21,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,12 +31,12 @@ from typing import Dict, List
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, REPO)
 
-TEACHER_CFG = 'configs/demo/teacher_faster_rcnn_r34_shapes.py'
+TEACHER_CFG = 'configs/demo/teacher_faster_rcnn_r18_shapes.py'
 STUDENTS = {
     'baseline': 'configs/demo/student_faster_rcnn_r18w16_shapes.py',
-    'kd': 'configs/demo/kd_r34_r18w16_shapes.py',
-    'dkd': 'configs/demo/dkd_r34_r18w16_shapes.py',
-    'dist': 'configs/demo/dist_r34_r18w16_shapes.py',
+    'kd': 'configs/demo/kd_r18_r18w16_shapes.py',
+    'dkd': 'configs/demo/dkd_r18_r18w16_shapes.py',
+    'dist': 'configs/demo/dist_r18_r18w16_shapes.py',
 }
 
 
@@ -42,6 +46,15 @@ def schedule_options(iters: int) -> List[str]:
     return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
             f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
             f'param_scheduler.1.end={iters}', f'default_hooks.checkpoint.interval={iters}']
+
+
+PROCESSES = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def log(msg: str) -> None:
@@ -59,13 +72,15 @@ def train(name: str, config: str, work_dir: str, options: List[str], force: bool
     if osp.isdir(work_dir):
         shutil.rmtree(work_dir)
     os.makedirs(work_dir)
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir,
-           '--cfg-options', *options]
+    cmd = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), config, str(PROCESSES),
+           '--work-dir', work_dir, '--cfg-options', *options]
     log(f'{name}: training ({work_dir}/train.log)')
     start = time.time()
     with open(osp.join(work_dir, 'train.log'), 'w') as logfile:
+        env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHON=sys.executable,
+                   PORT=str(free_port()), OMP_NUM_THREADS='1')
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
+                                text=True, env=env)
         for line in proc.stdout:
             logfile.write(line)
             if 'Iter(train)' in line or 'bbox_mAP_copypaste' in line:
@@ -82,6 +97,18 @@ def train(name: str, config: str, work_dir: str, options: List[str], force: bool
         json.dump(result, f, indent=1)
     log(f'{name}: mAP {result["mAP"]:.3f}, AP50 {result["AP50"]:.3f}, {seconds / 60:.1f} min')
     return result
+
+
+def correlation_gap(student_work_dir: str, teacher_ckpt: str, data_root: str) -> float:
+    """Mean |corr(teacher) - corr(student)| of RoI logits on the val boxes."""
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'analyze_logits.py'), STUDENTS['dkd'],
+           last_checkpoint(student_work_dir), '--teacher-ckpt', teacher_ckpt, '--out',
+           osp.join(student_work_dir, 'corr_diff.png'), '--cfg-options',
+           f'val_dataloader.dataset.data_root={data_root}']
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONWARNINGS='ignore')).stdout
+    line = [x for x in out.splitlines() if x.startswith('mean |corr')][-1]
+    return float(line.split('=')[1].split()[0])
 
 
 def read_scalars(work_dir: str) -> List[dict]:
@@ -106,16 +133,19 @@ def summarise(results: Dict[str, List[Dict]]) -> List[dict]:
             return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
         table.append(dict(name=name, n=len(runs), mAP=stat('mAP'), AP50=stat('AP50'),
+                          corr_gap=stat('corr_gap') if 'corr_gap' in runs[0] else None,
                           minutes=statistics.mean(r['seconds'] for r in runs) / 60))
     return table
 
 
 def markdown(table: List[dict]) -> str:
-    lines = ['| model | runs | bbox mAP | AP50 | train time (min) |', '|---|---|---|---|---|']
+    lines = ['| model | runs | bbox mAP | AP50 | mean abs corr gap to teacher | train time (min) |',
+             '|---|---|---|---|---|---|']
     for row in table:
         (m, ms), (a, as_) = row['mAP'], row['AP50']
+        gap = '—' if row['corr_gap'] is None else f'{row["corr_gap"][0]:.3f} ± {row["corr_gap"][1]:.3f}'
         lines.append(f'| {row["name"]} | {row["n"]} | {100 * m:.1f} ± {100 * ms:.1f} | '
-                     f'{100 * a:.1f} ± {100 * as_:.1f} | {row["minutes"]:.1f} |')
+                     f'{100 * a:.1f} ± {100 * as_:.1f} | {gap} | {row["minutes"]:.1f} |')
     return '\n'.join(lines)
 
 
@@ -128,7 +158,7 @@ def plot(table: List[dict], results: Dict[str, List[Dict]], out_dir: str) -> Non
     ax.bar(names, [100 * r['mAP'][0] for r in table], yerr=[100 * r['mAP'][1] for r in table],
            color=['#555555', '#9a9a9a'] + ['#3a7bd5'] * (len(names) - 2), capsize=4)
     ax.set_ylabel('COCO bbox mAP (%)')
-    ax.set_title('mmkd demo: R34 teacher -> quarter-width R18 student')
+    ax.set_title('mmkd demo: R18 teacher -> quarter-width R18 student')
     fig.tight_layout()
     fig.savefig(osp.join(out_dir, 'results.png'), dpi=120)
     plt.close(fig)
@@ -158,8 +188,8 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data', default='data/demo')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument('--teacher-iters', type=int, default=600)
-    parser.add_argument('--student-iters', type=int, default=300)
+    parser.add_argument('--teacher-iters', type=int, default=500)
+    parser.add_argument('--student-iters', type=int, default=250)
     parser.add_argument('--methods', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument('--num-train', type=int, default=500)
     parser.add_argument('--num-val', type=int, default=120)
@@ -191,8 +221,12 @@ def main():
             opts = schedule_options(args.student_iters) + data_opts + [f'randomness.seed={seed}']
             if name != 'baseline':
                 opts.append(f'model.teacher_ckpt={teacher_ckpt}')
-            run = train(f'{name} (seed {seed})', STUDENTS[name],
-                        osp.join(work, f'seed{seed}', name), opts, args.force)
+            run_dir = osp.join(work, f'seed{seed}', name)
+            run = train(f'{name} (seed {seed})', STUDENTS[name], run_dir, opts, args.force)
+            if 'corr_gap' not in run:
+                run['corr_gap'] = correlation_gap(run_dir, teacher_ckpt, data_root)
+                with open(osp.join(run_dir, 'result.json'), 'w') as f:
+                    json.dump(run, f, indent=1)
             results.setdefault(name, []).append(run)
 
     table = summarise(results)

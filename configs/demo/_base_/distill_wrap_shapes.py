@@ -1,5 +1,5 @@
 # Wrap the demo student in a DetectionDistiller whose teacher starts as a copy
-# of the student's model dict; distill_r34_r18w16_shapes.py widens the teacher.
+# of the student's model dict; distill_r18_r18w16_shapes.py widens the teacher.
 _base_ = '../student_faster_rcnn_r18w16_shapes.py'
 model = dict(
     _delete_=True,
