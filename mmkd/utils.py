@@ -1,6 +1,35 @@
 """Small helpers shared by mmkd's tools."""
-from mmengine.config import Config
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags train.py and test.py share with mmdet's tools."""
+    parser.add_argument('--work-dir', help='the dir to save logs, models and results')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Read ``args.config`` and apply the common flags (work dir as mmdet's)."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
 
 
 def adapt_to_cpu(cfg: Config) -> None:

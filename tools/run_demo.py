@@ -62,13 +62,15 @@ def log(msg: str) -> None:
 
 
 def train(name: str, config: str, work_dir: str, options: List[str], force: bool) -> Dict:
-    """Run tools/train.py once (or reuse its result) and return its metrics."""
+    """Run tools/dist_train.sh once (or reuse a run with the same options)."""
     result_file = osp.join(work_dir, 'result.json')
     if osp.exists(result_file) and not force:
         with open(result_file) as f:
             result = json.load(f)
-        log(f'{name}: reusing {work_dir} (mAP {result["mAP"]:.3f}); --force retrains')
-        return result
+        if result.get('options') == options:
+            log(f'{name}: reusing {work_dir} (mAP {result["mAP"]:.3f}); --force retrains')
+            return result
+        log(f'{name}: settings changed since the last run, retraining')
     if osp.isdir(work_dir):
         shutil.rmtree(work_dir)
     os.makedirs(work_dir)
@@ -92,7 +94,7 @@ def train(name: str, config: str, work_dir: str, options: List[str], force: bool
     rows = read_scalars(work_dir)
     val = [r for r in rows if 'coco/bbox_mAP' in r][-1]
     result = dict(name=name, mAP=val['coco/bbox_mAP'], AP50=val['coco/bbox_mAP_50'],
-                  seconds=seconds, work_dir=work_dir)
+                  seconds=seconds, work_dir=work_dir, options=options)
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=1)
     log(f'{name}: mAP {result["mAP"]:.3f}, AP50 {result["AP50"]:.3f}, {seconds / 60:.1f} min')
@@ -188,8 +190,8 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data', default='data/demo')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument('--teacher-iters', type=int, default=500)
-    parser.add_argument('--student-iters', type=int, default=250)
+    parser.add_argument('--teacher-iters', type=int, default=450)
+    parser.add_argument('--student-iters', type=int, default=220)
     parser.add_argument('--methods', nargs='+', default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument('--num-train', type=int, default=500)
     parser.add_argument('--num-val', type=int, default=120)

@@ -14,7 +14,6 @@ The teacher is an ordinary submodule (so ``.to()``/``.cuda()`` move it), but:
 """
 from typing import Dict, Iterator, List, Optional
 
-import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.runner.checkpoint import _load_checkpoint

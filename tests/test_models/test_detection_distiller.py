@@ -3,7 +3,6 @@ import copy
 import pytest
 import torch
 
-from mmkd.models import DetectionDistiller
 from mmkd.models.detection_distiller import build_detector
 from mmkd.registry import MODELS
 from ..det_utils import det_batch, mmdet_model, tiny_faster_rcnn
