@@ -45,7 +45,8 @@ def schedule_options(iters: int) -> List[str]:
     warmup = max(1, min(100, iters // 5))
     return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
             f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
-            f'param_scheduler.1.end={iters}', f'default_hooks.checkpoint.interval={iters}']
+            f'param_scheduler.1.end={iters}', f'default_hooks.checkpoint.interval={iters}',
+            f'default_hooks.logger.interval={min(25, iters)}']
 
 
 PROCESSES = 2

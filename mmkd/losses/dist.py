@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import (RowLayout, check_non_negative, check_tau, chunks, compute_dtype, shifted,
-                    to_rows)
+from .utils import (RowLayout, check_non_negative, check_tau, chunks, compute_dtype,
+                    stacked_shifted, to_rows)
 
 EPS = 1e-8
 
@@ -37,14 +37,20 @@ def _cos_coefs(coef: Tensor, dot: Tensor, nx: Tensor, ny: Tensor):
 
 
 def _col_sum(x: Tensor, weight: Optional[Tensor]) -> Tensor:
-    """Per-class sum of a chunk ``(b, C, l)`` over its rows, weighted ``(b, l)``."""
-    return x.sum((0, 2)) if weight is None else torch.einsum('bcl,bl->c', x, weight)
+    """Per-class sums over the rows of stacked chunks ``(s, b, C, l)``, with
+    optional row weights ``(s or 1, b, l)``: ``(s, C)``."""
+    if weight is None:
+        return x.sum((1, 3))
+    # One einsum per model: a batched matrix-vector product is far slower.
+    weight = weight.expand(x.shape[0], -1, -1)
+    return torch.stack([torch.einsum('bcl,bl->c', x[i], weight[i]) for i in range(x.shape[0])])
 
 
 class _DISTTerms(torch.autograd.Function):
     """(inter, intra) Pearson distances with a closed-form backward.
 
-    One pass over the rows, chunk by chunk. With ``x = z / tau``,
+    One pass over the rows, chunk by chunk, the student and the teacher
+    stacked on a leading dim so one op serves both. With ``x = z / tau``,
     ``e = exp(x - max_c x)``, ``Z = sum_c e`` and ``y = e / Z`` (the softmax,
     never stored: ``1 / Z`` is folded into the centring), it accumulates
 
@@ -86,32 +92,26 @@ class _DISTTerms(torch.autograd.Function):
         minus_inv_c = student.new_full((), -1.0 / n_cls, dtype=dtype)
         kept = 0
         for r, c in chunks(student):
-            es = shifted(student[r, :, c], tau, dtype, peak[0, r, :, c]).exp_()
-            et = shifted(teacher[r, :, c], tau, dtype, peak[1, r, :, c]).exp_()
-            torch.sum(es, 1, keepdim=True, out=z[0, r, :, c])
-            torch.sum(et, 1, keepdim=True, out=z[1, r, :, c])
-            inv_z = z[:, r, :, c].reciprocal()
-            # a = e_s / Z_s - 1/C and b: one pass each.
-            ra = torch.addcmul(minus_inv_c, es, inv_z[0])
-            rb = torch.addcmul(minus_inv_c, et, inv_z[1])
-            torch.sum(ra * rb, 1, keepdim=True, out=row[0, r, :, c])
-            torch.sum(ra.mul_(ra), 1, keepdim=True, out=row[1, r, :, c])
-            torch.sum(rb.mul_(rb), 1, keepdim=True, out=row[2, r, :, c])
+            e = stacked_shifted(student[r, :, c], teacher[r, :, c], tau, dtype,
+                                peak[:, r, :, c]).exp_()
+            inv_z = torch.sum(e, 2, keepdim=True, out=z[:, r, :, c]).reciprocal()
+            # [a, b] = e / Z - 1/C, in one pass.
+            ab = torch.addcmul(minus_inv_c, e, inv_z)
+            torch.sum(ab[0] * ab[1], 1, keepdim=True, out=row[0, r, :, c])
+            torch.sum(ab.mul_(ab), 2, keepdim=True, out=row[1:, r, :, c])
             if weight is None:
-                w, n = None, es.shape[0] * es.shape[2]
-                col_w = inv_z.squeeze(2)
+                w, n = None, e.shape[1] * e.shape[3]
             else:
-                w = weight[r, c]
+                w = weight[r, c].unsqueeze(0)
                 n = int(keep[r, c].sum())
                 if n == 0:
                     continue
-                col_w = inv_z.squeeze(2) * w
-            chunk_mean = torch.stack((_col_sum(es, col_w[0]), _col_sum(et, col_w[1]))).div_(n)
-            # u = y_s - (chunk mean of y_s), v likewise (in ra, rb).
-            u = torch.addcmul(chunk_mean[0].neg().view(1, -1, 1), es, inv_z[0], out=ra)
-            v = torch.addcmul(chunk_mean[1].neg().view(1, -1, 1), et, inv_z[1], out=rb)
-            chunk_moment = torch.stack((_col_sum(u * v, w), _col_sum(u.mul_(u), w),
-                                        _col_sum(v.mul_(v), w)))
+            col_w = inv_z.squeeze(2) if w is None else inv_z.squeeze(2) * w
+            chunk_mean = _col_sum(e, col_w).div_(n)
+            # [u, v] = y - (the chunk's mean of y), in ab's buffer.
+            uv = torch.addcmul(chunk_mean.neg().unsqueeze(1).unsqueeze(3), e, inv_z, out=ab)
+            chunk_moment = torch.cat((_col_sum((uv[0] * uv[1]).unsqueeze(0), w),
+                                      _col_sum(uv.mul_(uv), w)))
             # Chan et al.'s exact merge of (kept, mean, moment) with the chunk's.
             delta = chunk_mean.sub_(mean)
             total = kept + n

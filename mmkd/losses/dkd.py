@@ -21,7 +21,7 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, reduce_rows, scaled, to_rows)
+                    compute_dtype, reduce_rows, stacked, to_rows)
 
 
 class _DKDRows(torch.autograd.Function):
@@ -57,23 +57,22 @@ class _DKDRows(torch.autograd.Function):
                 keep: Optional[Tensor], tau: float) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
         lowest = torch.finfo(dtype).min
-        # Per-row statistics, [student, teacher] stacked on dim 0 so the
-        # per-row algebra below handles both models in one op.
+        # Per-row statistics; [student, teacher] stacked on dim 0, here and in
+        # each chunk, so that one op serves both models.
         shape = (2, student.shape[0], 1, student.shape[2])
         peak, z, x_g = (student.new_empty(shape, dtype=dtype) for _ in range(3))
         dot = student.new_empty(shape[1:], dtype=dtype)
         for r, c in chunks(student):
-            index = target[r, c].unsqueeze(1)
-            y, e = [], None
-            for i, logits in enumerate((student[r, :, c], teacher[r, :, c])):
-                x = scaled(logits, tau, dtype, copy=True)
-                torch.gather(x, 1, index, out=x_g[i, r, :, c])
-                x.scatter_(1, index, lowest)
-                y.append(x.sub_(torch.amax(x, 1, keepdim=True, out=peak[i, r, :, c])))
-                e = torch.exp(x, out=e)  # the teacher's overwrites the student's
-                torch.sum(e, 1, keepdim=True, out=z[i, r, :, c])
-            ys, yt = y
-            torch.sum(torch.sub(yt, ys, out=ys).mul_(e), 1, keepdim=True, out=dot[r, :, c])
+            index = target[r, c].unsqueeze(1).expand(2, -1, -1, -1)
+            x = stacked(student[r, :, c], teacher[r, :, c], tau, dtype)
+            torch.gather(x, 2, index, out=x_g[:, r, :, c])
+            x.scatter_(2, index, lowest)
+            y = x.sub_(torch.amax(x, 2, keepdim=True, out=peak[:, r, :, c]))
+            e = torch.exp(y)
+            torch.sum(e, 2, keepdim=True, out=z[:, r, :, c])
+            # sum_j e_t,j (y_t,j - y_s,j)
+            torch.sum(torch.sub(y[1], y[0], out=y[0]).mul_(e[1]), 1, keepdim=True,
+                      out=dot[r, :, c])
         log_z = z.log()
         lse_nt = log_z + peak
         # log b = log [p_g, 1 - p_g], as (2 [g, rest], 2 [s, t], B, 1, L).

@@ -14,7 +14,7 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, reduce_rows, shifted, to_rows)
+                    compute_dtype, reduce_rows, stacked_shifted, to_rows)
 
 
 class _KDRows(torch.autograd.Function):
@@ -35,18 +35,19 @@ class _KDRows(torch.autograd.Function):
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
                 tau: float) -> Tensor:
         dtype = compute_dtype(student)
-        # Per-row statistics, [student, teacher] stacked on dim 0.
+        # Per-row statistics; [student, teacher] stacked on dim 0, here and in
+        # each chunk, so that one op serves both models.
         shape = (2, student.shape[0], 1, student.shape[2])
         peak, z = student.new_empty(shape, dtype=dtype), student.new_empty(shape, dtype=dtype)
         dot = student.new_empty(shape[1:], dtype=dtype)
         for r, c in chunks(student):
-            ys = shifted(student[r, :, c], tau, dtype, peak[0, r, :, c])
-            yt = shifted(teacher[r, :, c], tau, dtype, peak[1, r, :, c])
-            e = torch.exp(ys)
-            torch.sum(e, 1, keepdim=True, out=z[0, r, :, c])
-            torch.sum(torch.exp(yt, out=e), 1, keepdim=True, out=z[1, r, :, c])
+            y = stacked_shifted(student[r, :, c], teacher[r, :, c], tau, dtype,
+                                peak[:, r, :, c])
+            e = torch.exp(y)
+            torch.sum(e, 2, keepdim=True, out=z[:, r, :, c])
             # sum_c e_t,c (y_t,c - y_s,c)
-            torch.sum(torch.sub(yt, ys, out=ys).mul_(e), 1, keepdim=True, out=dot[r, :, c])
+            torch.sum(torch.sub(y[1], y[0], out=y[0]).mul_(e[1]), 1, keepdim=True,
+                      out=dot[r, :, c])
         rows = dot.div_(z[1]).sub_(torch.log(z[1] / z[0])).squeeze(1).mul_(tau * tau)
         ignored = None
         if keep is not None:

@@ -102,17 +102,6 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def scaled(logits: Tensor, tau: float, dtype: torch.dtype, copy: bool = False) -> Tensor:
-    """``logits / tau`` in ``dtype``: the logits themselves when nothing changes,
-    else (or when ``copy``) a fresh buffer the caller may overwrite."""
-    if logits.dtype != dtype:
-        x = logits.to(dtype)
-        return x.div_(tau) if tau != 1 else x
-    if tau != 1:
-        return logits / tau
-    return logits.clone() if copy else logits
-
-
 def chunks(x: Tensor) -> Iterator[Tuple[slice, slice]]:
     """Pieces of a ``(B, C, L)`` tensor of at most about CHUNK_ELEMENTS each.
 
@@ -141,12 +130,33 @@ def _balanced(total: int, step: int) -> int:
     return max(1, -(-total // pieces))
 
 
-def shifted(logits: Tensor, tau: float, dtype: torch.dtype, max_out: Tensor) -> Tensor:
-    """``x - max_c x`` for ``x = logits / tau``, in a fresh buffer; the
-    per-row maximum (keepdim) is written to ``max_out``."""
-    x = scaled(logits, tau, dtype)
-    peak = torch.amax(x, 1, keepdim=True, out=max_out)
-    return torch.sub(x, peak) if x is logits else x.sub_(peak)
+def stacked(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype) -> Tensor:
+    """``logits / tau`` of both models, stacked into a fresh ``(2, b, C, l)``
+    buffer of ``dtype``, so that one op then serves both models."""
+    x = student.new_empty((2, ) + student.shape, dtype=dtype)
+    x[0] = student
+    x[1] = teacher
+    return x.div_(tau) if tau != 1 else x
+
+
+def stacked_shifted(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype,
+                    max_out: Tensor) -> Tensor:
+    """``x - max_c x`` for ``x = logits / tau`` of both models, stacked into a
+    fresh ``(2, b, C, l)`` buffer; the per-row maxima ``(2, b, 1, l)`` of ``x``
+    are written to ``max_out``."""
+    y = student.new_empty((2, ) + student.shape, dtype=dtype)
+    for i, logits in enumerate((student, teacher)):
+        # max(z / tau) = max(z) / tau: take it on the raw logits (exact in any
+        # dtype), subtract it while copying, then divide both at once.
+        if logits.dtype == dtype:
+            peak = torch.amax(logits, 1, keepdim=True, out=max_out[i])
+        else:
+            peak = max_out[i].copy_(torch.amax(logits, 1, keepdim=True))
+        torch.sub(logits, peak, out=y[i])  # in dtype: peak has it
+    if tau != 1:
+        y.div_(tau)
+        max_out.div_(tau)
+    return y
 
 
 def reduce_rows(rows: Tensor,

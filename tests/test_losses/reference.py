@@ -30,8 +30,10 @@ def tckd_nckd_row(zs, zt, g, tau):
     bs = np.array([ps[g], 1 - ps[g]])
     bt = np.array([pt[g], 1 - pt[g]])
     others = [j for j in range(len(zs)) if j != g]
-    hat_s = ps[others] / (1 - ps[g])
-    hat_t = pt[others] / (1 - pt[g])
+    # p_hat_j = p_j / (1 - p_g) = exp(z_j / T) / sum_{k != g} exp(z_k / T): the
+    # right-hand form, so 1 - p_g never cancels in float64.
+    hat_s = softmax(np.asarray(zs, dtype=np.float64)[others], tau)
+    hat_t = softmax(np.asarray(zt, dtype=np.float64)[others], tau)
     return tau**2 * kl(bt, bs), tau**2 * kl(hat_t, hat_s)
 
 

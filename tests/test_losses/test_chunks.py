@@ -5,6 +5,7 @@ import torch
 from mmkd.losses import dist_loss_parts, dkd_loss_parts, kd_loss
 from mmkd.losses import utils
 
+
 def _weight(target):  # exactly representable in fp16 too
     return torch.randint(0, 5, target.shape, generator=torch.Generator().manual_seed(1)) / 4
 
