@@ -16,11 +16,11 @@ terms are 0.
 from typing import Dict, Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import (RowLayout, check_non_negative, check_tau, chunks, compute_dtype,
+from .utils import (LogitLoss, RowLayout, check_non_negative, check_tau, chunks, compute_dtype,
                     stacked_shifted, to_rows)
 
 EPS = 1e-8
@@ -213,7 +213,7 @@ def dist_loss(student_logits: Tensor, teacher_logits: Tensor,
 
 
 @MODELS.register_module()
-class DISTLoss(nn.Module):
+class DISTLoss(LogitLoss):
     """DIST loss: inter- plus intra-class Pearson relations.
 
     Args:
@@ -257,18 +257,6 @@ class DISTLoss(nn.Module):
                                 self.gamma, self.tau, weight, avg_factor, self.ignore_index)
         parts['loss'] = self.loss_weight * parts['loss']
         return parts
-
-    def forward(self,
-                student_logits: Tensor,
-                teacher_logits: Tensor,
-                target: Optional[Tensor] = None,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Args: logits ``(N, C)`` or ``(N, C, H, W)``; optional target
-        ``(N,)`` or ``(N, H, W)`` to leave out ``ignore_index`` rows."""
-        return self.forward_parts(student_logits, teacher_logits, target, weight, avg_factor,
-                                  reduction_override)['loss']
 
     def extra_repr(self) -> str:
         return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '

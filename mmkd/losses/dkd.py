@@ -16,11 +16,11 @@ logsumexp(all)``, exact even when ``p_g`` rounds to 1.
 from typing import Dict, Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import (RowLayout, check_non_negative, check_reduction, check_tau, chunks,
+from .utils import (LogitLoss, RowLayout, check_non_negative, check_reduction, check_tau, chunks,
                     compute_dtype, reduce_rows, stacked, to_rows)
 
 
@@ -157,7 +157,7 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, target: Optional[Te
 
 
 @MODELS.register_module()
-class DKDLoss(nn.Module):
+class DKDLoss(LogitLoss):
     """Decoupled KD loss: ``alpha * TCKD + beta * NCKD`` (each times tau^2).
 
     Args:
@@ -201,18 +201,6 @@ class DKDLoss(nn.Module):
             avg_factor=avg_factor, ignore_index=self.ignore_index)
         parts['loss'] = self.loss_weight * parts['loss']
         return parts
-
-    def forward(self,
-                student_logits: Tensor,
-                teacher_logits: Tensor,
-                target: Optional[Tensor] = None,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Args: logits ``(N, C)`` or ``(N, C, H, W)``; target (required)
-        ``(N,)`` or ``(N, H, W)``; weight per row."""
-        return self.forward_parts(student_logits, teacher_logits, target, weight,
-                                  avg_factor, reduction_override)['loss']
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, beta={self.beta}, tau={self.tau}, '

@@ -6,14 +6,14 @@ Per row: ``KD = tau^2 * sum_c p_t,c * (log p_t,c - log p_s,c)`` with
 ``KnowledgeDistillationKLDivLoss``, which also averages over classes; with
 this convention ``KD == TCKD + (1 - p_t^T) * NCKD`` holds exactly (DKD paper).
 """
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import (RowLayout, check_non_negative, check_reduction, check_tau, chunks,
+from .utils import (LogitLoss, RowLayout, check_non_negative, check_reduction, check_tau, chunks,
                     compute_dtype, reduce_rows, stacked_shifted, to_rows)
 
 
@@ -100,7 +100,7 @@ def kd_loss(student_logits: Tensor,
 
 
 @MODELS.register_module()
-class KDLoss(nn.Module):
+class KDLoss(LogitLoss):
     """Vanilla KD loss on classification logits.
 
     Args:
@@ -124,24 +124,17 @@ class KDLoss(nn.Module):
         self.reduction = check_reduction(reduction)
         self.ignore_index = ignore_index
 
-    def forward(self,
-                student_logits: Tensor,
-                teacher_logits: Tensor,
-                target: Optional[Tensor] = None,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Args: logits ``(N, C)`` or ``(N, C, H, W)``; target ``(N,)`` or
-        ``(N, H, W)``; weight per row."""
-        reduction = reduction_override or self.reduction
-        return self.loss_weight * kd_loss(
-            student_logits, teacher_logits, target, self.tau, weight,
-            reduction, avg_factor, self.ignore_index)
-
-    def forward_parts(self, student_logits: Tensor, teacher_logits: Tensor,
-                      target: Optional[Tensor] = None, **kwargs) -> dict:
-        """``dict(loss=...)``; KD has no decomposed terms of its own."""
-        return dict(loss=self.forward(student_logits, teacher_logits, target, **kwargs))
+    def forward_parts(self,
+                      student_logits: Tensor,
+                      teacher_logits: Tensor,
+                      target: Optional[Tensor] = None,
+                      weight: Optional[Tensor] = None,
+                      avg_factor: Optional[float] = None,
+                      reduction_override: Optional[str] = None) -> Dict[str, Tensor]:
+        """``dict(loss=...)``: KD has no decomposed terms of its own."""
+        loss = kd_loss(student_logits, teacher_logits, target, self.tau, weight,
+                       reduction_override or self.reduction, avg_factor, self.ignore_index)
+        return dict(loss=self.loss_weight * loss)
 
     def extra_repr(self) -> str:
         return f'tau={self.tau}, loss_weight={self.loss_weight}, reduction={self.reduction}'

@@ -5,10 +5,10 @@ Every logit loss sees its input as ``(B, C, L)``: ``(N, C)`` logits become
 so no permuted copy of a segmentation map is ever made. A *row* is one
 ``(b, l)`` position: one RoI, one image, or one pixel.
 """
-from typing import Iterator, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, NamedTuple, Optional, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 #: Elements of one chunk of a loss's forward/backward; a few compute-dtype
 #: temporaries of this size live at once, so memory stays flat in the input.
@@ -185,3 +185,30 @@ def reduce_rows(rows: Tensor,
         count = rows.numel() if layout.keep is None else int(layout.keep.sum())
         avg_factor = max(count, 1)
     return total / avg_factor
+
+
+class LogitLoss(nn.Module):
+    """mmdet's loss-module interface shared by KD, DKD and DIST.
+
+    Subclasses implement :meth:`forward_parts`, returning
+    ``dict(loss=<weighted loss>, **decomposed_terms)``; :meth:`forward` returns
+    its ``loss`` so the module fits wherever an mmdet loss does.
+    """
+
+    def forward_parts(self, student_logits: Tensor, teacher_logits: Tensor,
+                      target: Optional[Tensor] = None, weight: Optional[Tensor] = None,
+                      avg_factor: Optional[float] = None,
+                      reduction_override: Optional[str] = None) -> Dict[str, Tensor]:
+        raise NotImplementedError
+
+    def forward(self,
+                student_logits: Tensor,
+                teacher_logits: Tensor,
+                target: Optional[Tensor] = None,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """Args: logits ``(N, C)`` or ``(N, C, H, W)``; target ``(N,)`` or
+        ``(N, H, W)`` class indices (required by DKD); weight per row."""
+        return self.forward_parts(student_logits, teacher_logits, target, weight, avg_factor,
+                                  reduction_override)['loss']
