@@ -8,4 +8,4 @@ model = dict(
         neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
         rpn_head=dict(in_channels=64, feat_channels=64),
         roi_head=dict(bbox_roi_extractor=dict(out_channels=64), bbox_head=dict(in_channels=64))),
-    teacher_ckpt='work_dirs/demo/teacher/iter_450.pth')
+    teacher_ckpt='work_dirs/demo/teacher/iter_380.pth')
