@@ -22,7 +22,7 @@ from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
 import mmkd  # noqa: E402,F401
 from mmkd.analysis import correlation_difference, gt_roi_logits, plot_difference  # noqa: E402
-from mmkd.models.base_distiller import load_teacher_checkpoint  # noqa: E402
+from mmkd.models.base_distiller import load_teacher_checkpoint, student_state_dict  # noqa: E402,E501
 from mmkd.models.detection_distiller import build_detector  # noqa: E402
 
 
@@ -46,10 +46,7 @@ def main():
     student = build_detector(cfg.model.student)
     teacher = build_detector(cfg.model.teacher)
     state = _load_checkpoint(args.student_ckpt, map_location='cpu')
-    state = state.get('state_dict', state)
-    if any(k.startswith('student.') for k in state):
-        state = {k[len('student.'):]: v for k, v in state.items() if k.startswith('student.')}
-    student.load_state_dict(state, strict=True)
+    student.load_state_dict(student_state_dict(state.get('state_dict', state)), strict=True)
     teacher_ckpt = args.teacher_ckpt or cfg.model.get('teacher_ckpt')
     if not teacher_ckpt:
         raise SystemExit('no teacher checkpoint: pass --teacher-ckpt')

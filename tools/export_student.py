@@ -19,17 +19,14 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
 import mmkd  # noqa: E402,F401  (mmkd's loader reads mmengine checkpoints under torch>=2.6)
+from mmkd.models.base_distiller import student_state_dict  # noqa: E402
 
-PREFIX = 'student.'
-
-
-def student_state_dict(checkpoint: dict) -> dict:
+def distiller_student(checkpoint: dict) -> dict:
     state_dict = checkpoint.get('state_dict', checkpoint)
-    student = {k[len(PREFIX):]: v for k, v in state_dict.items() if k.startswith(PREFIX)}
-    if not student:
+    if not any(k.startswith('student.') for k in state_dict):
         raise RuntimeError('the checkpoint has no "student." weights: is it a distiller '
                            'checkpoint written by mmkd?')
-    return student
+    return student_state_dict(state_dict)
 
 
 def student_config(cfg: Config) -> Config:
@@ -57,7 +54,7 @@ def main():
     args = parser.parse_args()
 
     checkpoint = _load_checkpoint(args.checkpoint, map_location='cpu')
-    state_dict = student_state_dict(checkpoint)
+    state_dict = distiller_student(checkpoint)
     meta = dict(checkpoint.get('meta', {}))
     meta = {k: v for k, v in meta.items() if k in ('epoch', 'iter', 'dataset_meta', 'seed',
                                                     'experiment_name', 'mmengine_version')}

@@ -25,11 +25,17 @@ TEACHER = 'teacher.'
 
 
 def _strip_prefixes(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Accept plain model checkpoints and exported/wrapped ones alike."""
-    for prefix in ('module.', ):
-        if state_dict and all(k.startswith(prefix) for k in state_dict):
-            state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+    """Accept plain model checkpoints and DDP-wrapped (``module.``) ones alike."""
+    if state_dict and all(k.startswith('module.') for k in state_dict):
+        return {k[len('module.'):]: v for k, v in state_dict.items()}
     return state_dict
+
+
+def student_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """The student's weights of a distiller state dict (``student.`` keys,
+    prefix removed); a plain model state dict is returned as it is."""
+    student = {k[len('student.'):]: v for k, v in state_dict.items() if k.startswith('student.')}
+    return student or state_dict
 
 
 def load_teacher_checkpoint(teacher: nn.Module, teacher_ckpt: str) -> None:
