@@ -1,4 +1,6 @@
 """Training hooks and mmengine integration."""
-from .checkpoint import load_local_checkpoint
+from .checkpoint import (ALLOWED_GLOBALS, UntrustedCheckpointError, load_checkpoint_file,
+                         load_local_checkpoint, trust_checkpoints)
 
-__all__ = ['load_local_checkpoint']
+__all__ = ['ALLOWED_GLOBALS', 'UntrustedCheckpointError', 'load_checkpoint_file',
+           'load_local_checkpoint', 'trust_checkpoints']

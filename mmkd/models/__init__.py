@@ -1,6 +1,7 @@
 """Distillers (student + frozen teacher wrappers) and ReviewKD connectors."""
-from .base_distiller import BaseDistiller, load_teacher_checkpoint
+from .base_distiller import BaseDistiller, build_model, load_teacher_checkpoint
 from .detection_distiller import DetectionDistiller
 from .reviewkd import ABF, ABFConnector
 
-__all__ = ['BaseDistiller', 'DetectionDistiller', 'ABF', 'ABFConnector', 'load_teacher_checkpoint']
+__all__ = ['BaseDistiller', 'DetectionDistiller', 'ABF', 'ABFConnector', 'build_model',
+           'load_teacher_checkpoint']

@@ -11,17 +11,69 @@ The teacher is an ordinary submodule (so ``.to()``/``.cuda()`` move it), but:
   connectors, and a resumed run reloads the teacher from ``teacher_ckpt``;
 - :meth:`init_weights` never touches it (the runner calls ``init_weights``
   after building, which would otherwise re-initialise the loaded teacher).
-"""
-from typing import Dict, Iterator, List, Optional
 
+The student is built first and everything else (teacher, connectors) under a
+forked RNG, so a distilled student starts from exactly the weights the plain
+student gets with the same seed.
+
+A task distiller implements :meth:`BaseDistiller.distill_losses_of` (the
+student's own training forward plus the distillation terms) and
+:meth:`student_only_loss`; :meth:`loss` applies the schedule hooks' switches:
+``distill_active`` (ESKD: off means the teacher does not run at all) and
+``distill_factor`` (warm-up: scales every distillation loss, not the task's).
+"""
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+import torch
+from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
+from mmkd.engine.checkpoint import load_checkpoint_file
 from mmkd.registry import MODELS
 
 TEACHER = 'teacher.'
+
+
+def build_model(cfg: Union[dict, nn.Module], scope: str) -> nn.Module:
+    """Build a host-library model (``scope`` is 'mmdet', 'mmseg' or
+    'mmpretrain') from a config dict; a module passes through."""
+    if isinstance(cfg, nn.Module):
+        return cfg
+    import importlib
+    from mmengine.registry import DefaultScope
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
+    # mmengine's BaseModel builds data_preprocessor from the default scope.
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(ConfigDict(cfg))  # host models read cfg.attr
+
+
+def check_same_classes(student_classes: int, teacher_classes: int, where: str) -> None:
+    if student_classes != teacher_classes:
+        raise ValueError(f'student and teacher must predict the same classes: the student\'s '
+                         f'{where} has num_classes={student_classes}, the teacher\'s '
+                         f'{teacher_classes}. Use a teacher trained on the same dataset (and '
+                         'the same classes order).')
+
+
+def check_same_preprocessing(student: nn.Module, teacher: nn.Module) -> None:
+    """The teacher sees the student's preprocessed batch: normalisation must agree."""
+    def norm(model):
+        dp = model.data_preprocessor
+        return [getattr(dp, a, None) for a in ('mean', 'std')] + [
+            getattr(dp, '_channel_conversion', getattr(dp, 'to_rgb', None))]
+
+    for a, b in zip(norm(student), norm(teacher)):
+        same = (a is None and b is None) or (
+            a is not None and b is not None and (a.shape == b.shape and bool(torch.equal(a, b))
+                                                 if torch.is_tensor(a) else a == b))
+        if not same:
+            raise ValueError('student and teacher data_preprocessor differ (mean/std/bgr_to_rgb): '
+                             'the teacher runs on the student\'s normalised batch, so give both '
+                             'the same normalisation (e.g. a caffe-style teacher needs a caffe-'
+                             'style student).')
 
 
 def _strip_prefixes(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -41,12 +93,16 @@ def student_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
 def load_teacher_checkpoint(teacher: nn.Module, teacher_ckpt: str) -> None:
     """Load ``teacher_ckpt`` into ``teacher`` strictly, with a readable error.
 
+    The file is read with mmkd's allow-listed ``weights_only`` loader
+    (:mod:`mmkd.engine.checkpoint`): a checkpoint that needs any other type to
+    unpickle is refused, not executed.
+
     Raises:
         FileNotFoundError: the checkpoint does not exist.
         RuntimeError: keys are missing or unexpected, or shapes differ.
     """
     try:
-        checkpoint = _load_checkpoint(teacher_ckpt, map_location='cpu')
+        checkpoint = load_checkpoint_file(teacher_ckpt, map_location='cpu')
     except (FileNotFoundError, IOError) as err:
         raise FileNotFoundError(
             f'teacher_ckpt {teacher_ckpt!r} could not be read ({err}). Point '
@@ -83,43 +139,86 @@ def load_teacher_checkpoint(teacher: nn.Module, teacher_ckpt: str) -> None:
     print_log(f'Loaded teacher from {teacher_ckpt}', logger='current')
 
 
+def build_loss_dict(losses: Optional[dict], arg: str, taken=()) -> nn.ModuleDict:
+    """Build ``name -> loss config``; names must contain "loss" and be new."""
+    built = nn.ModuleDict()
+    for name, cfg in (losses or {}).items():
+        if 'loss' not in name:
+            raise ValueError(f'{arg} key {name!r} must contain "loss" (e.g. "loss_{name}"): '
+                             'mmengine only adds keys containing "loss" to the total loss.')
+        if name in taken:
+            raise ValueError(f'{arg} key {name!r} is used twice: every distillation loss needs '
+                             'its own key in the loss dict.')
+        built[name] = MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+    return built
+
+
 class BaseDistiller(BaseModel):
     """Student + frozen teacher + logit distillation losses.
 
     Args:
-        student: the student model (built by the subclass).
-        teacher: the teacher model (built by the subclass).
+        student: the student model, or its config (built with ``scope``).
+        teacher: the teacher model, or its config.
         teacher_ckpt: checkpoint loaded into the teacher (path or URL).
             ``None`` keeps the teacher's initial weights (tests only).
         distill_losses: name -> loss config. Each name must contain ``'loss'``
             (mmengine sums exactly those keys) and becomes a key of the loss
             dict. Decomposed terms are logged as ``<name without loss>_<term>``.
+        reviewkd: optional ``dict(connector=dict(type='mmkd.ABFConnector', ...),
+            loss=dict(type='mmkd.HCLLoss', loss_weight=...))``: the connector
+            trains with the student (it is in checkpoints, not in the export).
+        scope: the host library that builds configs ('mmdet', 'mmseg',
+            'mmpretrain').
     """
 
+    #: where a subclass's models come from; overridden per task.
+    scope = 'mmdet'
+
     def __init__(self,
-                 student: nn.Module,
-                 teacher: nn.Module,
+                 student: Union[dict, nn.Module],
+                 teacher: Union[dict, nn.Module],
                  teacher_ckpt: Optional[str] = None,
                  distill_losses: Optional[dict] = None,
+                 reviewkd: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=None, init_cfg=init_cfg)
-        self.student = student
-        self.data_preprocessor = student.data_preprocessor
-        self.teacher = teacher
-        self.teacher_ckpt = teacher_ckpt
-        if teacher_ckpt is not None:
-            load_teacher_checkpoint(self.teacher, teacher_ckpt)
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
-        self.distill_losses = nn.ModuleDict()
-        for name, cfg in (distill_losses or {}).items():
-            if 'loss' not in name:
-                raise ValueError(f'distill_losses key {name!r} must contain "loss" (e.g. '
-                                 f'"loss_{name}"): mmengine only adds keys containing "loss" '
-                                 'to the total loss.')
-            self.distill_losses[name] = MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+        # The student first, the rest under a forked RNG: same seed, same
+        # student weights as a plain (undistilled) run.
+        self.student = build_model(student, self.scope)
+        self.data_preprocessor = self.student.data_preprocessor
+        with torch.random.fork_rng(devices=[]):
+            self.teacher = build_model(teacher, self.scope)
+            self.check_models(self.student, self.teacher)
+            check_same_preprocessing(self.student, self.teacher)
+            self.teacher_ckpt = teacher_ckpt
+            if teacher_ckpt is not None:
+                load_teacher_checkpoint(self.teacher, teacher_ckpt)
+            self.teacher.requires_grad_(False)
+            self.teacher.eval()
+            self.distill_losses = build_loss_dict(distill_losses, 'distill_losses')
+            self.connector = self.reviewkd_loss = None
+            if reviewkd is not None:
+                self.connector = MODELS.build(reviewkd['connector'])
+                self.reviewkd_loss = MODELS.build(reviewkd.get('loss', dict(type='mmkd.HCLLoss')))
+            self.build_extra()
+        #: ESKD: when False, :meth:`loss` runs the student alone (no teacher).
+        self.distill_active = True
+        #: warm-up: factor on every distillation loss (task losses unscaled).
+        self.distill_factor = 1.0
         self._register_state_dict_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
+
+    # -- what a task distiller says --------------------------------------------------
+    def check_models(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Raise before training when the pair is unsupported (types, classes)."""
+
+    def build_extra(self) -> None:
+        """Build task-specific parts (called under the forked RNG)."""
+
+    def distill_losses_of(self, inputs: Tensor,
+                          data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """The student's own training losses and the distillation terms."""
+        raise NotImplementedError
 
     # -- the teacher stays frozen, in eval mode and out of checkpoints ----------
     def train(self, mode: bool = True) -> 'BaseDistiller':
@@ -134,33 +233,87 @@ class BaseDistiller(BaseModel):
                 yield param
 
     def init_weights(self) -> None:
-        """Initialise the student and connectors; the teacher keeps its weights."""
+        """Initialise the student (first: its RNG draws match a plain run) and
+        the connectors; the teacher keeps its weights."""
+        self.student.init_weights()
         for name, child in self.named_children():
-            if name != 'teacher' and hasattr(child, 'init_weights'):
+            if name not in ('teacher', 'student') and hasattr(child, 'init_weights'):
                 child.init_weights()
 
-    # -- distillation losses -----------------------------------------------------
+    # -- training ----------------------------------------------------------------
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        if not self.distill_active:
+            return self.student.loss(inputs, data_samples)
+        losses, distilled = self.distill_losses_of(inputs, data_samples)
+        clash = sorted(set(losses) & set(distilled))
+        if clash:
+            raise ValueError(f'distillation keys {clash} clash with the student\'s own loss keys; '
+                             'rename them in distill_losses.')
+        factor = self.distill_factor
+        for key, value in distilled.items():
+            losses[key] = value * factor if factor != 1 and 'loss' in key else value
+        return losses
+
     def distill(self, student_logits: Tensor, teacher_logits: Tensor,
-                target: Optional[Tensor]) -> Dict[str, Tensor]:
-        """Every configured logit loss, plus its decomposed terms (detached)."""
-        losses = {}
-        for name, loss in self.distill_losses.items():
+                target: Optional[Tensor], losses: Optional[nn.ModuleDict] = None,
+                prefix: str = '') -> Dict[str, Tensor]:
+        """Every configured logit loss (``losses``, default
+        ``distill_losses``), plus its decomposed terms (detached)."""
+        _check_finite_teacher(teacher_logits)
+        out = {}
+        for name, loss in (self.distill_losses if losses is None else losses).items():
             if hasattr(loss, 'forward_parts'):
                 parts = loss.forward_parts(student_logits, teacher_logits, target)
             else:
                 parts = dict(loss=loss(student_logits, teacher_logits, target))
-            losses[name] = parts.pop('loss')
+            out[name] = parts.pop('loss')
             base = name.replace('loss_', '').replace('loss', '') or 'distill'
             for term, value in parts.items():
-                losses[f'{base}_{term}'] = value.detach()
-        return losses
+                out[f'{prefix}{base}_{term}'] = value.detach()
+        return out
+
+    def review(self, student_feats, teacher_feats) -> Dict[str, Tensor]:
+        """ReviewKD's loss when configured (``loss_reviewkd``), else nothing."""
+        if self.connector is None:
+            return {}
+        return dict(loss_reviewkd=self.reviewkd_loss(self.connector(student_feats), teacher_feats))
 
     @staticmethod
-    def agreement(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-        """Fraction of rows where student and teacher agree on the top-1 class."""
-        if student_logits.numel() == 0:
-            return student_logits.new_zeros(())
-        return (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean().detach()
+    def agreement(student_logits: Tensor, teacher_logits: Tensor,
+                  keep: Optional[Tensor] = None) -> Tensor:
+        """Fraction of rows (or kept pixels) where student and teacher agree
+        on the top-1 class; logits ``(N, C, ...)``, ``keep`` ``(N, ...)``."""
+        same = student_logits.detach().argmax(1) == teacher_logits.detach().argmax(1)
+        if keep is not None:
+            same = same[keep]
+        if same.numel() == 0:
+            return student_logits.new_zeros(()).detach()
+        return same.float().mean()
+
+    # -- inference: the student alone -----------------------------------------------
+    def predict(self, inputs: Tensor, data_samples=None):
+        return self.student.predict(inputs, data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples=None):
+        return self.student._forward(inputs, data_samples)
+
+    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
+
+
+def _check_finite_teacher(teacher_logits: Tensor) -> None:
+    if not bool(torch.isfinite(teacher_logits).all()):
+        bad = int((~torch.isfinite(teacher_logits)).sum())
+        raise FloatingPointError(
+            f'the teacher produced {bad} non-finite logits (NaN/inf) on this batch: the teacher '
+            'is at fault, not the student. Check teacher_ckpt (a diverged or corrupt checkpoint) '
+            'and that the teacher runs in a precision it supports.')
 
 
 def _drop_teacher_keys(module, state_dict, prefix, local_metadata):

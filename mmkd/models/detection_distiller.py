@@ -12,12 +12,11 @@ import contextlib
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from mmengine.config import ConfigDict
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .base_distiller import BaseDistiller
+from .base_distiller import BaseDistiller, build_model, check_same_classes
 
 SUPPORTED = ('two-stage detectors (mmdet TwoStageDetector: Faster R-CNN, Mask R-CNN, ...) '
              'whose roi_head is a StandardRoIHead or a subclass with a single softmax '
@@ -26,15 +25,7 @@ SUPPORTED = ('two-stage detectors (mmdet TwoStageDetector: Faster R-CNN, Mask R-
 
 def build_detector(cfg: Union[dict, nn.Module]) -> nn.Module:
     """Build an mmdet model from a config dict (a module passes through)."""
-    if isinstance(cfg, nn.Module):
-        return cfg
-    from mmdet.registry import MODELS as MMDET_MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.registry import DefaultScope
-    register_all_modules(init_default_scope=False)
-    # mmengine's BaseModel builds data_preprocessor from the default scope.
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        return MMDET_MODELS.build(ConfigDict(cfg))  # mmdet reads cfg.attr
+    return build_model(cfg, 'mmdet')
 
 
 def _check_supported(model: nn.Module, role: str) -> None:
@@ -96,6 +87,8 @@ class DetectionDistiller(BaseDistiller):
             ``loss_reviewkd``.
     """
 
+    scope = 'mmdet'
+
     def __init__(self,
                  student: Union[dict, nn.Module],
                  teacher: Union[dict, nn.Module],
@@ -103,33 +96,28 @@ class DetectionDistiller(BaseDistiller):
                  distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        student, teacher = build_detector(student), build_detector(teacher)
+        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg)
+        self.num_classes = self.student.roi_head.bbox_head.num_classes
+        # Every sampled RoI has a real label (background = num_classes), so
+        # no RoI row is ever ignored: a large vocabulary (LVIS, 1203 classes)
+        # must not collide with the losses' default ignore_index=255.
+        for loss in self.distill_losses.values():
+            if hasattr(loss, 'ignore_index'):
+                loss.ignore_index = None
+
+    def check_models(self, student: nn.Module, teacher: nn.Module) -> None:
         _check_supported(student, 'student')
         _check_supported(teacher, 'teacher')
-        classes = (student.roi_head.bbox_head.num_classes, teacher.roi_head.bbox_head.num_classes)
-        if classes[0] != classes[1]:
-            raise ValueError(f'student and teacher must predict the same classes: the student\'s '
-                             f'bbox_head has num_classes={classes[0]}, the teacher\'s '
-                             f'{classes[1]}. Use a teacher trained on the same dataset.')
-        _check_same_preprocessing(student, teacher)
-        super().__init__(student, teacher, teacher_ckpt, distill_losses, init_cfg)
-        self.num_classes = classes[0]
-        for name, loss in self.distill_losses.items():
-            ignore = getattr(loss, 'ignore_index', None)
-            if ignore is not None and 0 <= ignore <= self.num_classes:
-                raise ValueError(
-                    f'{name}: ignore_index={ignore} is a real RoI label here (classes 0..'
-                    f'{self.num_classes - 1}, background {self.num_classes}); set '
-                    'ignore_index=-1 (RoI labels are never ignored).')
-        self.connector = self.reviewkd_loss = None
-        if reviewkd is not None:
-            if not (student.with_neck and teacher.with_neck):
-                raise TypeError('ReviewKD distils neck (FPN) outputs; both detectors need a neck.')
-            self.connector = MODELS.build(reviewkd['connector'])
-            self.reviewkd_loss = MODELS.build(reviewkd.get('loss', dict(type='mmkd.HCLLoss')))
+        check_same_classes(student.roi_head.bbox_head.num_classes,
+                           teacher.roi_head.bbox_head.num_classes, 'bbox_head')
+
+    def build_extra(self) -> None:
+        if self.connector is not None and not (self.student.with_neck and self.teacher.with_neck):
+            raise TypeError('ReviewKD distils neck (FPN) outputs; both detectors need a neck.')
 
     # -- training ------------------------------------------------------------------
-    def loss(self, inputs: Tensor, data_samples: List[BaseDataElement]) -> Dict[str, Tensor]:
+    def distill_losses_of(self, inputs: Tensor, data_samples: List[BaseDataElement]
+                          ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
         capture = _RoICapture()
         with capture.around(self.student.roi_head):
             losses = self.student.loss(inputs, data_samples)
@@ -144,42 +132,7 @@ class DetectionDistiller(BaseDistiller):
             teacher_feats = self.teacher.extract_feat(inputs)
             teacher_logits = self.teacher.roi_head._bbox_forward(teacher_feats, rois)['cls_score']
         student_logits = capture.cls_score
-        losses.update(self.distill(student_logits, teacher_logits, labels))
-        losses['kd_agreement'] = self.agreement(student_logits, teacher_logits)
-        if self.connector is not None:
-            fused = self.connector(capture.feats)
-            losses['loss_reviewkd'] = self.reviewkd_loss(fused, teacher_feats)
-        return losses
-
-    # -- inference: the student alone -----------------------------------------------
-    def predict(self, inputs: Tensor, data_samples: List[BaseDataElement]):
-        return self.student.predict(inputs, data_samples)
-
-    def _forward(self, inputs: Tensor, data_samples=None):
-        return self.student._forward(inputs, data_samples)
-
-    def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
-
-
-def _check_same_preprocessing(student: nn.Module, teacher: nn.Module) -> None:
-    """The teacher sees the student's preprocessed batch: normalisation must agree."""
-    def norm(model):
-        dp = model.data_preprocessor
-        return [getattr(dp, a, None) for a in ('mean', 'std')] + [getattr(dp, '_channel_conversion', None)]
-
-    for a, b in zip(norm(student), norm(teacher)):
-        same = (a is None and b is None) or (
-            a is not None and b is not None and (a.shape == b.shape and bool(torch.equal(a, b))
-                                                 if torch.is_tensor(a) else a == b))
-        if not same:
-            raise ValueError('student and teacher data_preprocessor differ (mean/std/bgr_to_rgb): '
-                             'the teacher runs on the student\'s normalised batch, so give both '
-                             'the same normalisation (e.g. a caffe-style teacher needs a caffe-'
-                             'style student).')
+        distilled = self.distill(student_logits, teacher_logits, labels)
+        distilled['kd_agreement'] = self.agreement(student_logits, teacher_logits)
+        distilled.update(self.review(capture.feats, teacher_feats))
+        return losses, distilled
