@@ -156,3 +156,13 @@ def load_local_checkpoint(filename: str, map_location=None):
 def load_http_checkpoint(filename: str, map_location=None, model_dir=None):
     """mmengine's loader for URLs (model-zoo teachers, ``load_from``)."""
     return load_url_checkpoint(filename, map_location)
+
+
+def _route_mmengine_http_loader() -> None:
+    """mmengine's ``torchvision://`` / ``open-mmlab://`` loaders call its
+    module-level ``load_from_http``: send them through the allow-list too."""
+    import mmengine.runner.checkpoint as mm_checkpoint
+    mm_checkpoint.load_from_http = load_http_checkpoint
+
+
+_route_mmengine_http_loader()
