@@ -29,7 +29,30 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    # The explicit opt-in for checkpoints that need more than mmkd's
+    # allow-list to unpickle (mmkd/engine/checkpoint.py).
+    from mmkd.engine.checkpoint import trust_checkpoints
+    trust_checkpoints(cfg.get('trust_checkpoints', None))
     return cfg
+
+
+def has_amp_device() -> bool:
+    """Whether mmengine's AmpOptimWrapper can run here (it needs an accelerator)."""
+    from mmengine.device import (is_cuda_available, is_mlu_available, is_musa_available,
+                                 is_npu_available)
+    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
+
+
+def check_amp(cfg: Config) -> None:
+    """Stop with a clear message when AMP is asked for without an accelerator."""
+    wrapper = cfg.get('optim_wrapper', {}) or {}
+    if wrapper.get('type', 'OptimWrapper') in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper') \
+            and not has_amp_device():
+        raise SystemExit(
+            '--amp (AmpOptimWrapper) needs a CUDA, NPU, MLU or MUSA device: mmengine\'s mixed-'
+            'precision training does not run on the CPU, and this machine has none. Train '
+            'without --amp here (mmkd\'s losses already compute in float32); use --amp on a '
+            'GPU machine.')
 
 
 def adapt_to_cpu(cfg: Config) -> None:

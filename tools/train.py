@@ -14,7 +14,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmkd  # noqa: E402,F401  (registers mmkd's models, losses and hooks)
-from mmkd.utils import adapt_to_cpu, add_common_args, load_config  # noqa: E402
+from mmkd.utils import adapt_to_cpu, add_common_args, check_amp, load_config  # noqa: E402
 
 
 def parse_args():
@@ -50,6 +50,7 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    check_amp(cfg)
     adapt_to_cpu(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

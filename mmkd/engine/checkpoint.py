@@ -153,7 +153,7 @@ def load_local_checkpoint(filename: str, map_location=None):
 
 
 @CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)
-def load_http_checkpoint(filename: str, map_location=None, model_dir=None):
+def load_http_checkpoint(filename: str, map_location=None, model_dir=None, progress=None):
     """mmengine's loader for URLs (model-zoo teachers, ``load_from``)."""
     return load_url_checkpoint(filename, map_location)
 
