@@ -244,7 +244,10 @@ class BaseDistiller(BaseModel):
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         if not self.distill_active:
             return self.student.loss(inputs, data_samples)
-        losses, distilled = self.distill_losses_of(inputs, data_samples)
+        try:
+            losses, distilled = self.distill_losses_of(inputs, data_samples)
+        except FloatingPointError as err:  # name the iteration and the samples
+            raise FloatingPointError(f'{err} [{_where(data_samples)}]') from err
         clash = sorted(set(losses) & set(distilled))
         if clash:
             raise ValueError(f'distillation keys {clash} clash with the student\'s own loss keys; '
@@ -305,6 +308,20 @@ class BaseDistiller(BaseModel):
         if mode == 'tensor':
             return self._forward(inputs, data_samples)
         raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
+
+
+def _where(data_samples) -> str:
+    """The iteration (from mmengine's message hub) and the batch's samples."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_current_instance()
+    names = []
+    for sample in data_samples or []:
+        meta = getattr(sample, 'metainfo', {}) or {}
+        name = next((meta[k] for k in ('img_path', 'img_id', 'sample_idx') if k in meta), None)
+        names.append(str(name))
+    it = hub.get_info('iter')
+    it = '?' if it is None else it + 1  # 1-based, as the training log counts
+    return f'iteration {it}, samples: {", ".join(names) or "?"}'
 
 
 def _check_finite_teacher(teacher_logits: Tensor) -> None:
