@@ -20,7 +20,8 @@ A task distiller implements :meth:`BaseDistiller.distill_losses_of` (the
 student's own training forward plus the distillation terms) and
 :meth:`student_only_loss`; :meth:`loss` applies the schedule hooks' switches:
 ``distill_active`` (ESKD: off means the teacher does not run at all) and
-``distill_factor`` (warm-up: scales every distillation loss, not the task's).
+``distill_factor`` (warm-up: scales every distillation loss, not the task's);
+``student_loss_scales`` (PS-KD: scales named student loss keys).
 """
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
@@ -205,6 +206,9 @@ class BaseDistiller(BaseModel):
         self.distill_active = True
         #: warm-up: factor on every distillation loss (task losses unscaled).
         self.distill_factor = 1.0
+        #: PS-KD: factor on named student loss keys (e.g. ``{'loss_cls': 0.7}``),
+        #: applied with and without distillation; unnamed keys stay unscaled.
+        self.student_loss_scales: Dict[str, float] = {}
         self._register_state_dict_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
 
@@ -243,11 +247,12 @@ class BaseDistiller(BaseModel):
     # -- training ----------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         if not self.distill_active:
-            return self.student.loss(inputs, data_samples)
+            return self.scale_student_losses(self.student.loss(inputs, data_samples))
         try:
             losses, distilled = self.distill_losses_of(inputs, data_samples)
         except FloatingPointError as err:  # name the iteration and the samples
             raise FloatingPointError(f'{err} [{_where(data_samples)}]') from err
+        losses = self.scale_student_losses(losses)
         clash = sorted(set(losses) & set(distilled))
         if clash:
             raise ValueError(f'distillation keys {clash} clash with the student\'s own loss keys; '
@@ -255,6 +260,19 @@ class BaseDistiller(BaseModel):
         factor = self.distill_factor
         for key, value in distilled.items():
             losses[key] = value * factor if factor != 1 and 'loss' in key else value
+        return losses
+
+    def scale_student_losses(self, losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Multiply the student's loss keys named in ``student_loss_scales``
+        (a list value, e.g. mmdet's per-level RPN losses, term by term)."""
+        for key, scale in self.student_loss_scales.items():
+            if key not in losses:
+                raise KeyError(f'student_loss_scales names {key!r}, which the student does not '
+                               f'return; its loss keys are {sorted(losses)}.')
+            if scale != 1:
+                value = losses[key]
+                losses[key] = [v * scale for v in value] if isinstance(value, (list, tuple)) \
+                    else value * scale
         return losses
 
     def distill(self, student_logits: Tensor, teacher_logits: Tensor,
