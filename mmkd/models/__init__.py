@@ -1,7 +1,9 @@
 """Distillers (student + frozen teacher wrappers) and ReviewKD connectors."""
+from .backbones import MobileNetV1
 from .base_distiller import BaseDistiller, build_model, load_teacher_checkpoint
+from .classification_distiller import ClassificationDistiller
 from .detection_distiller import DetectionDistiller
 from .reviewkd import ABF, ABFConnector
 
 __all__ = ['BaseDistiller', 'DetectionDistiller', 'ABF', 'ABFConnector', 'build_model',
-           'load_teacher_checkpoint']
+           'load_teacher_checkpoint', 'ClassificationDistiller', 'MobileNetV1']
