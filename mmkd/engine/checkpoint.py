@@ -36,6 +36,20 @@ class UntrustedCheckpointError(RuntimeError):
     """A checkpoint needs types outside mmkd's allow-list to unpickle."""
 
 
+def _history_buffer_getattr(obj, name: str):
+    """The only ``getattr`` an mmengine checkpoint pickles: a HistoryBuffer's
+    ``statistics_methods`` hold its own methods (``min``, ``max``, ``mean``,
+    ``current``), pickled as ``getattr(HistoryBuffer, 'min')``. Anything else
+    is refused."""
+    import pickle
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) is not allowed: mmkd '
+        'only rebuilds mmengine.HistoryBuffer statistics methods this way.')
+
+
 def _allowed_globals() -> List[Callable]:
     import numpy as np
     from mmengine.logging import HistoryBuffer
@@ -46,15 +60,19 @@ def _allowed_globals() -> List[Callable]:
     dtype_classes = [type(np.dtype(t)) for t in (
         'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16',
         'uint32', 'uint64', 'bool', 'complex64', 'complex128', 'U', 'S', 'O')]
-    return [HistoryBuffer, scalar, _reconstruct, np.ndarray, np.dtype] + dtype_classes
+    return [HistoryBuffer, scalar, _reconstruct, np.ndarray, np.dtype,
+            (_history_buffer_getattr, 'builtins.getattr')] + dtype_classes
 
 
 #: The only non-torch types a checkpoint may contain: mmengine's
-#: ``HistoryBuffer`` (message hub), numpy arrays, scalars and their dtypes.
+#: ``HistoryBuffer`` (message hub) and its statistics methods (through a
+#: ``getattr`` restricted to them), numpy arrays, scalars and their dtypes.
 ALLOWED_GLOBALS = _allowed_globals()
 
 
 def _name(obj) -> str:
+    if isinstance(obj, tuple):  # (replacement, 'name in the pickle')
+        return obj[1]
     return f'{obj.__module__}.{obj.__qualname__}'
 
 
@@ -129,12 +147,13 @@ def load_checkpoint_file(filename: str, map_location=None):
 
 
 def load_url_checkpoint(url: str, map_location=None):
-    """Download (cached under torch hub's checkpoints dir, as mmengine does)
+    """Download (cached in ``$TORCH_HOME/checkpoints``, as mmengine does)
     and load with the same allow-list as a local file."""
     from urllib.parse import urlparse
-    from torch.hub import download_url_to_file, get_dir
+    from torch.hub import download_url_to_file
     from mmengine.dist import get_dist_info, barrier
-    model_dir = osp.join(get_dir(), 'checkpoints')
+    from torch.hub import _get_torch_home
+    model_dir = osp.join(_get_torch_home(), 'checkpoints')  # mmengine's cache
     os.makedirs(model_dir, exist_ok=True)
     cached = osp.join(model_dir, osp.basename(urlparse(url).path))
     rank, world_size = get_dist_info()

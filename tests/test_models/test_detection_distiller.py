@@ -38,12 +38,19 @@ def test_identical_teacher_gives_zero_logit_losses_and_perturbed_does_not():
     model.train()
     model.student.eval()  # same BN behaviour as the (eval-mode) teacher
     inputs, samples = det_batch(model)
+    seen = {}
+    orig = model.distill
+    model.distill = lambda s, t, target: seen.update(t=t) or orig(s, t, target)
     losses = model.loss(inputs, samples)
     for key in ('loss_kd', 'loss_dkd'):
         assert abs(losses[key].item()) < 1e-6, (key, losses[key])
-    # DIST's eps (1e-8 in the norm product) leaves 1 - r ~ eps / |y - 1/C|^2,
-    # ~1e-5 here because an untrained head's softmax rows are nearly uniform.
-    assert abs(losses['loss_dist'].item()) < 1e-4
+    # DIST of identical logits is exactly its eps term (1e-8 in the norm
+    # product): 1 - r = eps / (|y - mean y|^2 + eps), per row and per class.
+    p = torch.softmax(seen['t'].double(), 1)
+    rows = ((p - p.mean(1, keepdim=True))**2).sum(1)
+    cols = ((p - p.mean(0, keepdim=True))**2).sum(0)
+    expected = (1e-8 / (rows + 1e-8)).mean() + (1e-8 / (cols + 1e-8)).mean()
+    assert losses['loss_dist'].item() == pytest.approx(expected.item(), rel=1e-3, abs=1e-7)
     assert losses['kd_agreement'].item() == 1.0
     with torch.no_grad():
         for p in model.teacher.roi_head.bbox_head.fc_cls.parameters():
