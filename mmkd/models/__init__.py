@@ -4,6 +4,8 @@ from .base_distiller import BaseDistiller, build_model, load_teacher_checkpoint
 from .classification_distiller import ClassificationDistiller
 from .detection_distiller import DetectionDistiller
 from .reviewkd import ABF, ABFConnector
+from .segmentation_distiller import SegmentationDistiller
 
 __all__ = ['BaseDistiller', 'DetectionDistiller', 'ABF', 'ABFConnector', 'build_model',
-           'load_teacher_checkpoint', 'ClassificationDistiller', 'MobileNetV1']
+           'load_teacher_checkpoint', 'SegmentationDistiller', 'ClassificationDistiller',
+           'MobileNetV1']

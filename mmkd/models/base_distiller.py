@@ -37,11 +37,14 @@ from mmkd.registry import MODELS
 TEACHER = 'teacher.'
 
 
-def build_model(cfg: Union[dict, nn.Module], scope: str) -> nn.Module:
+def build_model(cfg: Union[dict, str, nn.Module], scope: str) -> nn.Module:
     """Build a host-library model (``scope`` is 'mmdet', 'mmseg' or
-    'mmpretrain') from a config dict; a module passes through."""
+    'mmpretrain') from a config dict, or from the ``model`` of a config file
+    (``'mmseg::deeplabv3/....py'`` or a path); a module passes through."""
     if isinstance(cfg, nn.Module):
         return cfg
+    if isinstance(cfg, str):
+        cfg = model_config(cfg)
     import importlib
     from mmengine.registry import DefaultScope
     registry = importlib.import_module(f'{scope}.registry').MODELS
@@ -49,6 +52,16 @@ def build_model(cfg: Union[dict, nn.Module], scope: str) -> nn.Module:
     # mmengine's BaseModel builds data_preprocessor from the default scope.
     with DefaultScope.overwrite_default_scope(scope):
         return registry.build(ConfigDict(cfg))  # host models read cfg.attr
+
+
+def model_config(path: str) -> ConfigDict:
+    """The ``model`` of a config file: a host package's (``'mmseg::...'``,
+    read with ``mmengine.hub.get_config``) or a local path."""
+    from mmengine.config import Config
+    if '::' in path:
+        from mmengine.hub import get_config
+        return get_config(path).model
+    return Config.fromfile(path).model
 
 
 def check_same_classes(student_classes: int, teacher_classes: int, where: str) -> None:
@@ -63,8 +76,10 @@ def check_same_preprocessing(student: nn.Module, teacher: nn.Module) -> None:
     """The teacher sees the student's preprocessed batch: normalisation must agree."""
     def norm(model):
         dp = model.data_preprocessor
+        # mmdet: _channel_conversion; mmseg: channel_conversion; mmpretrain: to_rgb
         return [getattr(dp, a, None) for a in ('mean', 'std')] + [
-            getattr(dp, '_channel_conversion', getattr(dp, 'to_rgb', None))]
+            getattr(dp, '_channel_conversion',
+                    getattr(dp, 'channel_conversion', getattr(dp, 'to_rgb', None)))]
 
     for a, b in zip(norm(student), norm(teacher)):
         same = (a is None and b is None) or (

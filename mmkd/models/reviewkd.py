@@ -1,8 +1,10 @@
 """ReviewKD's attention-based fusion (ABF) of student features.
 
-Levels are given shallow to deep (P2..P6) and fused deepest first: each ABF
-maps its student level to ``mid_channels`` (1x1 conv + BN); every level but
-the deepest mixes in the fused map of the level below it (nearest upsampling),
+Levels are given shallow to deep (FPN P2..P6, or backbone stages) and fused
+deepest first: each ABF maps its student level to ``mid_channels`` (1x1 conv +
+BN); every level but the deepest mixes in the fused map of the level below it
+(resized by nearest neighbour where its size differs: a dilated backbone's
+last stages share one resolution, and a pooled feature is a 1x1 map),
 with two sigmoid attention maps from a 1x1 conv over both; a 3x3 conv + BN
 then maps the result to the teacher's channels. The fused map, not the output,
 is passed on. ABF modules train with the student but are not part of it.
@@ -40,7 +42,8 @@ class ABF(nn.Module):
         if self.attention is not None:
             if deeper is None:
                 raise ValueError('a fusing ABF needs the fused map of the deeper level')
-            deeper = F.interpolate(deeper, size=x.shape[-2:], mode='nearest')
+            if deeper.shape[-2:] != x.shape[-2:]:
+                deeper = F.interpolate(deeper, size=x.shape[-2:], mode='nearest')
             att = self.attention(torch.cat([x, deeper], dim=1))
             x = x * att[:, 0:1] + deeper * att[:, 1:2]
         return self.project(x), x
