@@ -43,7 +43,8 @@ def _history_buffer_getattr(obj, name: str):
     is refused."""
     import pickle
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    if obj is HistoryBuffer and (name in ('min', 'max', 'mean', 'current')
+                                 or name in HistoryBuffer._statistics_methods):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) is not allowed: mmkd '
