@@ -21,7 +21,7 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (LogitLoss, RowLayout, check_non_negative, check_tau, chunks, compute_dtype,
-                    stacked_shifted, to_rows)
+                    full_precision, stacked_shifted, to_rows)
 
 EPS = 1e-8
 
@@ -187,7 +187,8 @@ def dist_terms(layout: RowLayout, tau: float, weight: Optional[Tensor] = None,
     else:
         kept = shape[0] * shape[1]
     inter_norm = float(avg_factor) if avg_factor is not None else float(max(kept, 1))
-    return _DISTTerms.apply(student, layout.teacher, layout.keep, row_weight, inter_norm, tau)
+    with full_precision(student):
+        return _DISTTerms.apply(student, layout.teacher, layout.keep, row_weight, inter_norm, tau)
 
 
 def dist_loss_parts(student_logits: Tensor,

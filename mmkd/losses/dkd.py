@@ -21,7 +21,7 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (LogitLoss, RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, reduce_rows, stacked, to_rows)
+                    compute_dtype, full_precision, reduce_rows, stacked, to_rows)
 
 
 class _DKDRows(torch.autograd.Function):
@@ -128,7 +128,8 @@ def dkd_rows(layout: RowLayout, tau: float) -> Tuple[Tensor, Tensor]:
     if layout.student.shape[1] < 2:
         raise ValueError('DKD needs at least 2 classes (it splits target from '
                          f'non-target), got {layout.student.shape[1]}.')
-    return _DKDRows.apply(layout.student, layout.teacher, layout.target, layout.keep, tau)
+    with full_precision(layout.student):
+        return _DKDRows.apply(layout.student, layout.teacher, layout.target, layout.keep, tau)
 
 
 def dkd_loss_parts(student_logits: Tensor,

@@ -14,7 +14,7 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (LogitLoss, RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, reduce_rows, stacked_shifted, to_rows)
+                    compute_dtype, full_precision, reduce_rows, stacked_shifted, to_rows)
 
 
 class _KDRows(torch.autograd.Function):
@@ -82,7 +82,8 @@ class _KDRows(torch.autograd.Function):
 
 def kd_rows(layout: RowLayout, tau: float) -> Tensor:
     """Per-row KD of a :func:`to_rows` layout, shape (B, L); ignored rows 0."""
-    return _KDRows.apply(layout.student, layout.teacher, layout.keep, tau)
+    with full_precision(layout.student):
+        return _KDRows.apply(layout.student, layout.teacher, layout.keep, tau)
 
 
 def kd_loss(student_logits: Tensor,

@@ -97,6 +97,13 @@ def to_rows(student: Tensor,
     return RowLayout(s3, t3, tgt, keep, row_shape)
 
 
+def full_precision(x: Tensor):
+    """Autocast off around a loss's kernels: they choose their own compute
+    dtype (:func:`compute_dtype`), and under bf16/fp16 autocast the reductions
+    inside (einsum, sums) would otherwise drop to low precision."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def compute_dtype(x: Tensor) -> torch.dtype:
     """Losses run in float32 at least (fp16/bf16 logits under AMP)."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
