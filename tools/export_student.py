@@ -34,9 +34,12 @@ def student_config(cfg: Config) -> Config:
         raise RuntimeError('the config\'s model has no "student": give the distiller config '
                            'the checkpoint was trained with.')
     cfg.model = cfg.model.student
+    # a student built from mmkd's parts (e.g. mmkd.MobileNetV1) still needs mmkd
+    uses_mmkd = "'mmkd." in repr(getattr(cfg.model, 'to_dict', lambda: cfg.model)())
     imports = cfg.get('custom_imports', None)
     if imports is not None:
-        kept = [m for m in imports.get('imports', []) if m != 'mmkd' and not m.startswith('mmkd.')]
+        kept = [m for m in imports.get('imports', []) if uses_mmkd or (
+            m != 'mmkd' and not m.startswith('mmkd.'))]
         if kept:
             cfg.custom_imports = dict(imports, imports=kept)
         else:
