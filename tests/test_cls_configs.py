@@ -95,3 +95,18 @@ def test_imagenet_config_builds_with_authors_settings(path):
             teacher = model.teacher.backbone(inputs)
         assert [f.shape for f in fused[:4]] == [t.shape for t in teacher]
 
+
+
+def test_exported_student_config_keeps_mmkd_only_when_the_student_needs_it():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'export_student', osp.join(ROOT, '..', 'tools', 'export_student.py'))
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    r18 = export.student_config(Config.fromfile(osp.join(ROOT, 'dkd/resnet34_resnet18_imagenet.py')))
+    assert r18.model.type == 'ImageClassifier' and 'custom_imports' not in r18
+    mv1 = export.student_config(Config.fromfile(
+        osp.join(ROOT, 'reviewkd/resnet50_mobilenetv1_imagenet.py')))
+    assert mv1.model.backbone.type == 'mmkd.MobileNetV1'
+    assert list(mv1.custom_imports.imports) == ['mmkd']  # mmpretrain's test tool needs it
+    assert mv1.custom_hooks == []  # mmkd's distillation hooks are dropped
