@@ -23,6 +23,7 @@ student's own training forward plus the distillation terms) and
 ``distill_factor`` (warm-up: scales every distillation loss, not the task's);
 ``student_loss_scales`` (PS-KD: scales named student loss keys).
 """
+import copy
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
@@ -52,6 +53,17 @@ def build_model(cfg: Union[dict, str, nn.Module], scope: str) -> nn.Module:
     # mmengine's BaseModel builds data_preprocessor from the default scope.
     with DefaultScope.overwrite_default_scope(scope):
         return registry.build(ConfigDict(cfg))  # host models read cfg.attr
+
+
+def with_default_preprocessor(model: Union[dict, str, nn.Module],
+                              data_preprocessor: Optional[dict]) -> Union[dict, str, nn.Module]:
+    """mmengine's Runner passes a config's top-level ``data_preprocessor`` to
+    the model it builds, which keeps its own if it has one (``setdefault``).
+    The same for a distiller's student or teacher config dict."""
+    if data_preprocessor is None or not isinstance(model, dict) or model.get(
+            'data_preprocessor') is not None:
+        return model
+    return dict(model, data_preprocessor=copy.deepcopy(data_preprocessor))
 
 
 def model_config(path: str) -> ConfigDict:

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .base_distiller import BaseDistiller, build_loss_dict, check_same_classes
+from .base_distiller import (BaseDistiller, build_loss_dict, check_same_classes,
+                             with_default_preprocessor)
 
 SUPPORTED = ('mmseg EncoderDecoder segmentors (a decode head plus optional auxiliary head or '
              'list of auxiliary heads, e.g. DeepLabV3, PSPNet, FCN, UPerNet, SegFormer) whose '
@@ -144,6 +145,11 @@ class SegmentationDistiller(BaseDistiller):
         reviewkd: optional ``dict(connector=dict(type='mmkd.ABFConnector', ...),
             loss=dict(type='mmkd.HCLLoss', loss_weight=...))`` over the
             backbone stage outputs, added as ``loss_reviewkd``.
+        data_preprocessor: mmseg configs also keep one at the top level (often
+            just ``dict(size=crop_size)``) and mmengine's Runner passes it to
+            the model. As for a plain mmseg model, it is used only by a
+            student or teacher config that has none of its own; the
+            distiller's preprocessor is the student's.
 
     Every pixel of the student's head resolution is a row of the logit
     losses; the losses' ``ignore_index`` is set to the student decode head's.
@@ -158,7 +164,10 @@ class SegmentationDistiller(BaseDistiller):
                  distill_losses: Optional[dict] = None,
                  aux_distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        student, teacher = (with_default_preprocessor(m, data_preprocessor)
+                            for m in (student, teacher))
         # Read by check_models / build_extra during the base's __init__ (a
         # plain attribute may be set before nn.Module's).
         self._aux_cfg = aux_distill_losses

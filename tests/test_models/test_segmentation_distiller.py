@@ -285,3 +285,15 @@ def test_teacher_checkpoint_is_loaded_strictly_and_kept(tmp_path):
     model = build(teacher_ckpt=str(tmp_path / 't.pth'))  # build() calls init_weights too
     for k, v in teacher.state_dict().items():
         assert torch.equal(model.teacher.state_dict()[k], v), k
+
+
+def test_runner_level_data_preprocessor_fills_in_only_where_missing():
+    """mmengine's Runner passes mmseg configs' top-level data_preprocessor
+    (often just ``dict(size=crop_size)``) to the model, which keeps its own."""
+    bare = tiny_segmentor()
+    own = bare.pop('data_preprocessor')
+    model = build(student=tiny_segmentor(), teacher=bare,
+                  data_preprocessor=dict(own, size=(32, 32)))
+    assert model.data_preprocessor is model.student.data_preprocessor
+    assert model.student.data_preprocessor.size is None  # its own, kept
+    assert model.teacher.data_preprocessor.size == (32, 32)  # filled in
