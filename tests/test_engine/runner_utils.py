@@ -45,7 +45,14 @@ def cls_dataset(num: int = 8, size: int = 16, num_classes: int = 4, seed: int = 
     return ListDataset(items)
 
 
-def loader(dataset, batch_size: int = 2, shuffle: bool = False) -> DataLoader:
+def loader(dataset, batch_size: int = 2, shuffle: bool = False,
+           infinite: bool = False) -> DataLoader:
+    """A DataLoader; ``infinite`` for iteration loops (mmengine sleeps 2 s
+    whenever an iteration loop exhausts a finite one)."""
+    if infinite:
+        from mmengine.dataset import InfiniteSampler
+        return DataLoader(dataset, batch_size=batch_size, collate_fn=pseudo_collate,
+                          sampler=InfiniteSampler(dataset, shuffle=shuffle, seed=0))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=pseudo_collate)
 
 
@@ -57,9 +64,9 @@ def det_distiller(**kwargs):
     return DetectionDistiller(student=cfg, teacher=tiny_faster_rcnn(), **kwargs)
 
 
-def tiny_classifier(num_classes: int = 4):
-    """An mmpretrain ImageClassifier (narrow ResNet-18, linear head) whose
-    head loss is CrossEntropyLoss(use_soft=True), as PS-KD's config sets."""
+def tiny_classifier(num_classes: int = 4, use_soft: bool = True):
+    """An mmpretrain ImageClassifier (narrow ResNet-18, linear head); its head
+    loss is CrossEntropyLoss(use_soft=True) by default, as PS-KD's config sets."""
     from mmkd.models import build_model
     torch.manual_seed(0)
     return build_model(dict(
@@ -69,7 +76,7 @@ def tiny_classifier(num_classes: int = 4):
                       out_indices=(3,)),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=64,
-                  loss=dict(type='CrossEntropyLoss', use_soft=True))), 'mmpretrain')
+                  loss=dict(type='CrossEntropyLoss', use_soft=use_soft))), 'mmpretrain')
 
 
 def make_runner(work_dir, model, dataloader, hooks, train_cfg, checkpoint=None, resume=False,

@@ -78,7 +78,7 @@ def test_runner_epoch_warmup_logged_and_resumed(tmp_path):
 
 def test_runner_iteration_warmup(tmp_path):
     seen = Recorder(before_iter=lambda runner, batch: runner.model.distill_factor)
-    make_runner(tmp_path, det_distiller(), loader(det_dataset(2)),
+    make_runner(tmp_path, det_distiller(), loader(det_dataset(2), infinite=True),
                 [DistillWarmupHook(warmup=2, by_epoch=False), seen],
                 dict(by_epoch=False, max_iters=3)).train()
     assert seen.rows == pytest.approx([0.5, 1.0, 1.0])

@@ -56,9 +56,13 @@ def test_runner_stop_iter_and_resume_past_it(tmp_path, caplog):
     model = det_distiller()
     counter = CallCounter(model.teacher)
     calls = _teacher_calls(counter)
-    data = loader(det_dataset(2))
+    dataset = det_dataset(2)
+
+    def data():  # a fresh loader per run: an InfiniteSampler's generator is single-use
+        return loader(dataset, infinite=True)
+
     ckpt = dict(type='CheckpointHook', interval=3, by_epoch=False)
-    make_runner(tmp_path, model, data, [EarlyStopDistillHook(stop_iter=2), calls],
+    make_runner(tmp_path, model, data(), [EarlyStopDistillHook(stop_iter=2), calls],
                 dict(by_epoch=False, max_iters=4), checkpoint=ckpt).train()
     assert [c > 0 for c in calls.rows] == [True, True, False, False]
 
@@ -66,7 +70,7 @@ def test_runner_stop_iter_and_resume_past_it(tmp_path, caplog):
     model = det_distiller()
     counter = CallCounter(model.teacher)
     calls = _teacher_calls(counter)
-    runner = make_runner(tmp_path, model, data, [EarlyStopDistillHook(stop_iter=2), calls],
+    runner = make_runner(tmp_path, model, data(), [EarlyStopDistillHook(stop_iter=2), calls],
                          dict(by_epoch=False, max_iters=5), checkpoint=ckpt, resume=True,
                          load_from=str(tmp_path / 'iter_3.pth'))
     runner.train()

@@ -48,7 +48,10 @@ def _worker(rank, port, out_dir):
 
 
 def test_updates_are_all_gathered_to_the_right_rows(tmp_path):
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    # fork: the children start with mmkd already imported (spawn re-imports
+    # mmdet, mmseg and mmpretrain in each child, ~20 s on 2 busy cores)
+    mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method='fork')
     results = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
     nan = torch.full((CLASSES,), float('nan'))
     expected1 = torch.stack([nan] * ROWS)

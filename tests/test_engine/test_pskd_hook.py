@@ -125,7 +125,7 @@ def test_runner_targets_memory_and_resume(tmp_path):
 def test_iteration_loop_interval(tmp_path):
     seen = Recorder(before_iter=lambda runner, batch: runner.message_hub.get_scalar(
         'train/pskd_alpha').current())
-    make_runner(tmp_path, tiny_classifier(), loader(cls_dataset(4), batch_size=2),
+    make_runner(tmp_path, tiny_classifier(), loader(cls_dataset(4), batch_size=2, infinite=True),
                 [PSKDHook(alpha_T=0.6, interval=2), seen], dict(by_epoch=False, max_iters=5)
                 ).train()
     total = math.ceil(5 / 2)  # 3 "epochs" of 2 iterations

@@ -68,9 +68,13 @@ def test_runner_snapshot_refreshed_each_epoch(tmp_path):
 
 def test_runner_interval_resume_restores_mid_interval_snapshot(tmp_path):
     ckpt = dict(type='CheckpointHook', interval=3, by_epoch=False)
-    data = loader(det_dataset(2))
+    dataset = det_dataset(2)
+
+    def data():  # a fresh loader per run: an InfiniteSampler's generator is single-use
+        return loader(dataset, infinite=True)
+
     seen = Recorder(before_iter=lambda runner, batch: _state(runner.model.teacher))
-    make_runner(tmp_path, det_distiller(), data, [PSKDSnapshotHook(interval=2), seen],
+    make_runner(tmp_path, det_distiller(), data(), [PSKDSnapshotHook(interval=2), seen],
                 dict(by_epoch=False, max_iters=4), checkpoint=ckpt).train()
     saved = load_checkpoint_file(str(tmp_path / 'iter_3.pth'))
     # iteration 3 is inside interval 1 (iterations 2-3): the snapshot travels
@@ -79,12 +83,12 @@ def test_runner_interval_resume_restores_mid_interval_snapshot(tmp_path):
     assert not any(k.startswith('teacher.') for k in saved['state_dict'])
 
     resumed = Recorder(before_iter=lambda runner, batch: _state(runner.model.teacher))
-    make_runner(tmp_path, det_distiller(), data, [PSKDSnapshotHook(interval=2), resumed],
+    make_runner(tmp_path, det_distiller(), data(), [PSKDSnapshotHook(interval=2), resumed],
                 dict(by_epoch=False, max_iters=4), checkpoint=ckpt, resume=True,
                 load_from=str(tmp_path / 'iter_3.pth')).train()
     assert len(resumed.rows) == 1 and _same(resumed.rows[0], seen.rows[3])
     # a checkpoint at an interval boundary carries no snapshot: rebuilt from the student
-    make_runner(tmp_path / 'b', det_distiller(), data, [PSKDSnapshotHook(interval=2)],
+    make_runner(tmp_path / 'b', det_distiller(), data(), [PSKDSnapshotHook(interval=2)],
                 dict(by_epoch=False, max_iters=4),
                 checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)).train()
     assert 'pskd_snapshot' not in load_checkpoint_file(str(tmp_path / 'b' / 'iter_2.pth'))
