@@ -7,9 +7,18 @@ then runs backbone + neck + its RoI box head on *those* RoIs, under no_grad,
 so the two models' logits are aligned row by row. Targets are the sampled
 RoIs' labels (background = num_classes). This is the DKD paper's detectron2
 recipe; no teacher RPN, assigner, sampler or loss runs.
+
+The teacher may be a cascade (Cascade R-CNN, Cascade Mask R-CNN, HTC, SCNet):
+its box-head stages score the student's RoIs, and ``teacher_stage`` says
+which logits teach. The default, ``'mean'``, averages the stages' logits, as
+mmdet's cascade inference averages its stages' scores: that average is what
+the teacher's reported AP is measured with. (mmdet refines the boxes between
+stages at inference; here every stage scores the student's own RoIs, so that
+rows stay aligned with the student's.) ``'last'`` or a stage index picks one
+stage.
 """
 import contextlib
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.structures import BaseDataElement
@@ -20,7 +29,9 @@ from .base_distiller import BaseDistiller, build_model, check_same_classes
 
 SUPPORTED = ('two-stage detectors (mmdet TwoStageDetector: Faster R-CNN, Mask R-CNN, ...) '
              'whose roi_head is a StandardRoIHead or a subclass with a single softmax '
-             'bbox_head')
+             'bbox_head; teachers may also be cascades (CascadeRoIHead: Cascade R-CNN, '
+             'Cascade Mask R-CNN, HTC, SCNet) with softmax stages. Single-stage detectors '
+             '(RetinaNet, FCOS, ATSS, GFL, ...) use mmkd.DenseDistiller')
 
 
 def build_detector(cfg: Union[dict, nn.Module]) -> nn.Module:
@@ -28,22 +39,41 @@ def build_detector(cfg: Union[dict, nn.Module]) -> nn.Module:
     return build_model(cfg, 'mmdet')
 
 
-def _check_supported(model: nn.Module, role: str) -> None:
+def _check_softmax(bbox_head: nn.Module, role: str) -> None:
+    if getattr(bbox_head, 'custom_cls_channels', False) or getattr(
+            getattr(bbox_head, 'loss_cls', None), 'use_sigmoid', False):
+        raise TypeError(f'DetectionDistiller: the {role}\'s bbox_head '
+                        f'({type(bbox_head).__name__}) scores classes with a sigmoid or a '
+                        'custom activation (e.g. Seesaw loss); RoI logit distillation needs '
+                        'softmax scores over num_classes + 1 (background last).')
+
+
+def _box_heads(model: nn.Module, role: str, allow_cascade: bool) -> List[nn.Module]:
+    """The RoI box heads of a supported two-stage detector (one, or a cascade's stages)."""
     from mmdet.models.detectors import TwoStageDetector
-    from mmdet.models.roi_heads import StandardRoIHead
+    from mmdet.models.roi_heads import CascadeRoIHead, SparseRoIHead, StandardRoIHead
     if not isinstance(model, TwoStageDetector):
         raise TypeError(f'DetectionDistiller: the {role} is a {type(model).__name__}; '
                         f'supported are {SUPPORTED}.')
     head = getattr(model, 'roi_head', None)
-    if not isinstance(head, StandardRoIHead) or not isinstance(
-            getattr(head, 'bbox_head', None), nn.Module) or isinstance(head.bbox_head, nn.ModuleList):
+    if isinstance(head, CascadeRoIHead) and not isinstance(head, SparseRoIHead):
+        if not allow_cascade:
+            raise TypeError(
+                f'DetectionDistiller: the student\'s roi_head is {type(head).__name__}; a cascade '
+                'student is not supported (its stages score different, refined RoIs). Distil '
+                'into a two-stage student with a StandardRoIHead (Faster / Mask R-CNN); '
+                f'cascades are supported as teachers. Supported are {SUPPORTED}.')
+        heads = list(head.bbox_head)
+    elif isinstance(head, StandardRoIHead) and isinstance(
+            getattr(head, 'bbox_head', None), nn.Module) and not isinstance(
+                head.bbox_head, nn.ModuleList):
+        heads = [head.bbox_head]
+    else:
         raise TypeError(f'DetectionDistiller: the {role}\'s roi_head is '
                         f'{type(head).__name__}; supported are {SUPPORTED}.')
-    if getattr(head.bbox_head, 'custom_cls_channels', False) or getattr(
-            getattr(head.bbox_head, 'loss_cls', None), 'use_sigmoid', False):
-        raise TypeError(f'DetectionDistiller: the {role}\'s bbox_head scores classes with a '
-                        'sigmoid; logit distillation needs softmax scores over num_classes + 1 '
-                        '(background last).')
+    for bbox_head in heads:
+        _check_softmax(bbox_head, role)
+    return heads
 
 
 class _RoICapture:
@@ -71,13 +101,49 @@ class _RoICapture:
             del roi_head.bbox_loss
 
 
+def cascade_logits(roi_head: nn.Module, feats: Sequence[Tensor], rois: Tensor,
+                   stages: Sequence[int]) -> Tensor:
+    """Mean of the given cascade stages' classification logits on ``rois``.
+
+    HTC's semantic branch and SCNet's global context feed the box heads as
+    at mmdet's inference.
+    """
+    extra = {}
+    if getattr(roi_head, 'with_semantic', False):
+        extra['semantic_feat'] = roi_head.semantic_head(feats)[1]
+    if getattr(roi_head, 'with_glbctx', False):
+        extra['glbctx_feat'] = roi_head.glbctx_head(feats)[1]
+    total = None
+    for stage in stages:
+        logits = roi_head._bbox_forward(stage, feats, rois, **extra)['cls_score']
+        total = logits if total is None else total + logits
+    return total / len(stages)
+
+
+def build_mimic(mimic: Optional[dict]) -> Optional[nn.Module]:
+    """The FPN mimic loss (``mmkd.FPNMimicLoss``) of a detection distiller,
+    built under a forked RNG so that the student's initialisation is unchanged."""
+    if mimic is None:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        return MODELS.build(mimic) if isinstance(mimic, dict) else mimic
+
+
+def check_mimic_necks(model: BaseDistiller) -> None:
+    if model.mimic is not None and not (model.student.with_neck and model.teacher.with_neck):
+        raise TypeError('the FPN mimic loss compares neck (FPN) outputs; both detectors need a '
+                        'neck.')
+
+
 @MODELS.register_module()
 class DetectionDistiller(BaseDistiller):
-    """Two-stage detector distillation on RoI logits, optionally with ReviewKD.
+    """Two-stage detector distillation on RoI logits, optionally with ReviewKD
+    and an FPN feature mimic.
 
     Args:
         student: mmdet config (or module) of the student detector.
-        teacher: mmdet config (or module) of the teacher detector.
+        teacher: mmdet config (or module) of the teacher detector; a
+            two-stage detector or a cascade.
         teacher_ckpt: teacher checkpoint, path or URL (``None`` for tests).
         distill_losses: name -> logit loss config, e.g.
             ``dict(loss_dkd=dict(type='mmkd.DKDLoss', alpha=1, beta=0.25, tau=1))``.
@@ -85,6 +151,12 @@ class DetectionDistiller(BaseDistiller):
             loss=dict(type='mmkd.HCLLoss', loss_weight=...))``; distils the
             neck outputs (FPN P2-P6) through ABF fusion, added as
             ``loss_reviewkd``.
+        mimic: optional ``dict(type='mmkd.FPNMimicLoss', ...)``: MSE between
+            the necks' outputs (adapters when channels differ), added as
+            ``loss_mimic``.
+        teacher_stage: a cascade teacher's logits: ``'mean'`` of its stages
+            (default, as mmdet's cascade inference), ``'last'``, or a stage
+            index. Ignored for a single-stage RoI head.
     """
 
     scope = 'mmdet'
@@ -95,6 +167,8 @@ class DetectionDistiller(BaseDistiller):
                  teacher_ckpt: Optional[str] = None,
                  distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
+                 mimic: Optional[dict] = None,
+                 teacher_stage: Union[str, int] = 'mean',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg)
         self.num_classes = self.student.roi_head.bbox_head.num_classes
@@ -104,16 +178,45 @@ class DetectionDistiller(BaseDistiller):
         for loss in self.distill_losses.values():
             if hasattr(loss, 'ignore_index'):
                 loss.ignore_index = None
+            if getattr(loss, 'use_sigmoid', False):
+                raise ValueError(f'{type(loss).__name__} has use_sigmoid=True, but RoI heads '
+                                 'score classes with a softmax: drop use_sigmoid.')
+        self.teacher_stages = self._stages(teacher_stage)
+        self.teacher_stage = teacher_stage
+        self.mimic = build_mimic(mimic)
+        check_mimic_necks(self)
+
+    def _stages(self, teacher_stage: Union[str, int]) -> Optional[List[int]]:
+        """Cascade stages whose mean teaches (None: not a cascade)."""
+        num = getattr(self.teacher.roi_head, 'num_stages', None)
+        if num is None:
+            return None
+        if teacher_stage == 'mean':
+            return list(range(num))
+        if teacher_stage == 'last':
+            return [num - 1]
+        if isinstance(teacher_stage, int) and not isinstance(teacher_stage, bool) and (
+                -num <= teacher_stage < num):
+            return [teacher_stage % num]
+        raise ValueError(f"teacher_stage must be 'mean', 'last' or a stage index in "
+                         f'[0, {num}) of the cascade teacher; got {teacher_stage!r}.')
 
     def check_models(self, student: nn.Module, teacher: nn.Module) -> None:
-        _check_supported(student, 'student')
-        _check_supported(teacher, 'teacher')
-        check_same_classes(student.roi_head.bbox_head.num_classes,
-                           teacher.roi_head.bbox_head.num_classes, 'bbox_head')
+        student_heads = _box_heads(student, 'student', allow_cascade=False)
+        for stage, head in enumerate(_box_heads(teacher, 'teacher', allow_cascade=True)):
+            check_same_classes(student_heads[0].num_classes, head.num_classes,
+                               'bbox_head' if stage == 0 else f'bbox_head (cascade stage {stage})')
 
     def build_extra(self) -> None:
         if self.connector is not None and not (self.student.with_neck and self.teacher.with_neck):
             raise TypeError('ReviewKD distils neck (FPN) outputs; both detectors need a neck.')
+
+    def teacher_roi_logits(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
+        """The teacher's classification logits on ``rois`` (call under no_grad)."""
+        head = self.teacher.roi_head
+        if self.teacher_stages is None:
+            return head._bbox_forward(feats, rois)['cls_score']
+        return cascade_logits(head, feats, rois, self.teacher_stages)
 
     # -- training ------------------------------------------------------------------
     def distill_losses_of(self, inputs: Tensor, data_samples: List[BaseDataElement]
@@ -130,9 +233,11 @@ class DetectionDistiller(BaseDistiller):
             capture.sampling_results, self.student.roi_head.train_cfg, concat=True)[0]
         with torch.no_grad():
             teacher_feats = self.teacher.extract_feat(inputs)
-            teacher_logits = self.teacher.roi_head._bbox_forward(teacher_feats, rois)['cls_score']
+            teacher_logits = self.teacher_roi_logits(teacher_feats, rois)
         student_logits = capture.cls_score
         distilled = self.distill(student_logits, teacher_logits, labels)
         distilled['kd_agreement'] = self.agreement(student_logits, teacher_logits)
         distilled.update(self.review(capture.feats, teacher_feats))
+        if self.mimic is not None:
+            distilled['loss_mimic'] = self.mimic(capture.feats, teacher_feats)
         return losses, distilled

@@ -165,8 +165,8 @@ def test_class_count_mismatch_and_unsupported_models_raise():
     cascade = mmdet_model('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py')
     cascade.backbone.update(depth=18, init_cfg=None)
     cascade.neck.in_channels = [64, 128, 256, 512]
-    with pytest.raises(TypeError, match='CascadeRoIHead'):
-        build(teacher=cascade)
+    with pytest.raises(TypeError, match='CascadeRoIHead'):  # as a student; teachers: see
+        build(student=cascade, teacher=cascade)             # test_cascade_teacher.py
     with pytest.raises(ValueError, match='must contain "loss"'):
         build(distill_losses=dict(dkd=dict(type='mmkd.DKDLoss')))
     with pytest.raises(ValueError, match='tau'):
