@@ -12,6 +12,11 @@ correlation runs over every kept pixel of the batch. A softmax row sums to 1,
 so its mean is exactly ``1 / C``. With a single kept row the intra-class
 correlation is 0 (nothing varies), as in the reference code; with none, both
 terms are 0.
+
+``use_sigmoid=True`` (DIST's switch for sigmoid-scored heads, e.g. dense
+detectors): ``y = sigmoid(z / tau)`` per class instead of the softmax. Rows no
+longer sum to 1, so each row is centred on its own mean; everything else is
+the same.
 """
 from typing import Dict, Optional, Tuple
 
@@ -21,7 +26,7 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (LogitLoss, RowLayout, check_non_negative, check_tau, chunks, compute_dtype,
-                    full_precision, stacked_shifted, to_rows)
+                    full_precision, stacked, stacked_shifted, to_rows)
 
 EPS = 1e-8
 
@@ -165,9 +170,105 @@ class _DISTTerms(torch.autograd.Function):
         return grad, None, None, None, None, None
 
 
+class _SigmoidDISTTerms(torch.autograd.Function):
+    """(inter, intra) on ``y = sigmoid(z / tau)``, with a closed-form backward.
+
+    Chunk by chunk as :class:`_DISTTerms`; a chunk always holds whole rows
+    (all C classes), so each row is centred on its exact mean ``m`` there:
+    ``a = y_s - m_s``, ``b = y_t - m_t``. Per-class statistics are merged
+    across chunks the same way (Chan et al.). Backward, with ``G = dLoss/dy_s``
+    on a kept row ``i`` and class ``c``:
+
+        G = alpha_i (y_t - m_t,i) - beta_i (y_s - m_s,i)
+            + gamma_c (y_t - mu_t,c) - delta_c (y_s - mu_s,c)
+
+    (the derivative of a cosine of centred vectors is already centred, so
+    the centring's own derivative drops out), and ``dLoss/dz_s =
+    G * y_s (1 - y_s) / tau``; ignored rows get 0. Nothing is dropped here as
+    in the softmax case: the sigmoid's Jacobian is diagonal.
+    """
+
+    @staticmethod
+    def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
+                row_weight: Tensor, inter_norm: float, tau: float) -> Tuple[Tensor, Tensor]:
+        dtype = compute_dtype(student)
+        n_cls = student.shape[1]
+        weight = None if keep is None else keep.to(dtype)
+        shape = (2, student.shape[0], 1, student.shape[2])
+        row_mean = student.new_empty(shape, dtype=dtype)
+        row = student.new_empty((3, ) + shape[1:], dtype=dtype)
+        mean = student.new_zeros((2, n_cls), dtype=dtype)
+        moment = student.new_zeros((3, n_cls), dtype=dtype)
+        kept = 0
+        for r, c in chunks(student):
+            y = stacked(student[r, :, c], teacher[r, :, c], tau, dtype).sigmoid_()
+            ab = y - torch.mean(y, 2, keepdim=True, out=row_mean[:, r, :, c])
+            torch.sum(ab[0] * ab[1], 1, keepdim=True, out=row[0, r, :, c])
+            torch.sum(ab.mul_(ab), 2, keepdim=True, out=row[1:, r, :, c])
+            if weight is None:
+                w, n = None, y.shape[1] * y.shape[3]
+            else:
+                w = weight[r, c].unsqueeze(0)
+                n = int(keep[r, c].sum())
+                if n == 0:
+                    continue
+            chunk_mean = _col_sum(y, w).div_(n)
+            uv = torch.sub(y, chunk_mean.unsqueeze(1).unsqueeze(3), out=ab)
+            chunk_moment = torch.cat((_col_sum((uv[0] * uv[1]).unsqueeze(0), w),
+                                      _col_sum(uv.mul_(uv), w)))
+            delta = chunk_mean.sub_(mean)
+            total = kept + n
+            moment += chunk_moment
+            moment[0] += delta[0] * delta[1] * (kept * n / total)
+            moment[1:] += delta * delta * (kept * n / total)
+            mean += delta * (n / total)
+            kept = total
+        dot, norms = row[0], row[1:].sqrt()
+        inter = ((1 - dot / (norms[0] * norms[1] + EPS)).squeeze(1) * row_weight).sum() / inter_norm
+        col_norms = moment[1:].sqrt()
+        intra = (1 - moment[0] / (col_norms[0] * col_norms[1] + EPS)).mean()
+        if kept == 0:
+            intra = intra * 0
+        ctx.save_for_backward(student, teacher, keep, row_weight, row_mean, dot, norms, mean,
+                              moment[0], col_norms)
+        ctx.inter_norm, ctx.tau, ctx.kept = inter_norm, tau, kept
+        return inter, intra
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_inter: Tensor, grad_intra: Tensor):
+        (student, teacher, keep, row_weight, row_mean, dot, norms, mean, col_dot,
+         col_norms) = ctx.saved_tensors
+        tau = ctx.tau
+        dtype = compute_dtype(student)
+        n_cls = student.shape[1]
+        row_coef = (grad_inter * (-1 / ctx.inter_norm)) * row_weight.unsqueeze(1)
+        alpha, beta = _cos_coefs(row_coef, dot, norms[0], norms[1])
+        col_coef = grad_intra * (-1 / n_cls) if ctx.kept else grad_intra * 0
+        gamma, delta = _cos_coefs(col_coef, col_dot, col_norms[0], col_norms[1])
+        # G = (alpha + gamma) y_t - (beta + delta) y_s + shift, with
+        # shift = beta m_s - alpha m_t + delta mu_s - gamma mu_t.
+        col_shift = (delta * mean[0] - gamma * mean[1]).view(1, -1, 1)
+        row_shift = beta * row_mean[0] - alpha * row_mean[1]
+        gamma, delta = gamma.view(1, -1, 1), delta.view(1, -1, 1)
+        grad = torch.empty_like(student)
+        for r, c in chunks(student):
+            ys = torch.sigmoid(student[r, :, c].to(dtype) / tau)
+            yt = torch.sigmoid(teacher[r, :, c].to(dtype) / tau)
+            g = (alpha[r, :, c] + gamma) * yt - (beta[r, :, c] + delta) * ys
+            g += row_shift[r, :, c] + col_shift
+            g *= ys * (1 - ys) / tau  # sigmoid backward
+            if keep is not None:
+                g *= keep[r, c].unsqueeze(1)
+            grad[r, :, c] = g
+        return grad, None, None, None, None, None
+
+
 def dist_terms(layout: RowLayout, tau: float, weight: Optional[Tensor] = None,
-               avg_factor: Optional[float] = None) -> Tuple[Tensor, Tensor]:
-    """``(inter, intra)`` Pearson distances of a :func:`to_rows` layout.
+               avg_factor: Optional[float] = None,
+               use_sigmoid: bool = False) -> Tuple[Tensor, Tensor]:
+    """``(inter, intra)`` Pearson distances of a :func:`to_rows` layout
+    (on per-class sigmoids when ``use_sigmoid``).
 
     ``weight`` (one per row) multiplies each row's inter-class distance;
     ``avg_factor`` replaces the number of kept rows as inter's divisor.
@@ -187,8 +288,9 @@ def dist_terms(layout: RowLayout, tau: float, weight: Optional[Tensor] = None,
     else:
         kept = shape[0] * shape[1]
     inter_norm = float(avg_factor) if avg_factor is not None else float(max(kept, 1))
+    kernel = _SigmoidDISTTerms if use_sigmoid else _DISTTerms
     with full_precision(student):
-        return _DISTTerms.apply(student, layout.teacher, layout.keep, row_weight, inter_norm, tau)
+        return kernel.apply(student, layout.teacher, layout.keep, row_weight, inter_norm, tau)
 
 
 def dist_loss_parts(student_logits: Tensor,
@@ -199,11 +301,12 @@ def dist_loss_parts(student_logits: Tensor,
                     tau: float = 1.0,
                     weight: Optional[Tensor] = None,
                     avg_factor: Optional[float] = None,
-                    ignore_index: Optional[int] = 255) -> Dict[str, Tensor]:
+                    ignore_index: Optional[int] = 255,
+                    use_sigmoid: bool = False) -> Dict[str, Tensor]:
     """``dict(loss=tau^2 * (beta*inter + gamma*intra), inter=..., intra=...)``."""
     tau = check_tau(tau)
     layout = to_rows(student_logits, teacher_logits, target, ignore_index)
-    inter, intra = dist_terms(layout, tau, weight, avg_factor)
+    inter, intra = dist_terms(layout, tau, weight, avg_factor, use_sigmoid)
     return dict(loss=tau * tau * (beta * inter + gamma * intra), inter=inter, intra=intra)
 
 
@@ -223,6 +326,8 @@ class DISTLoss(LogitLoss):
         tau: softmax temperature; the loss is multiplied by ``tau^2``.
         loss_weight: factor on the loss.
         ignore_index: rows with this target are left out of both terms.
+        use_sigmoid: score classes with ``sigmoid(z / tau)`` instead of a
+            softmax (DIST's switch; for sigmoid-scored detection heads).
 
     DIST couples all rows of a batch, so its only reduction is the paper's
     (means over rows and classes); ``reduction_override`` accepts ``'mean'``.
@@ -233,9 +338,11 @@ class DISTLoss(LogitLoss):
                  gamma: float = 1.0,
                  tau: float = 1.0,
                  loss_weight: float = 1.0,
-                 ignore_index: Optional[int] = 255) -> None:
+                 ignore_index: Optional[int] = 255,
+                 use_sigmoid: bool = False) -> None:
         super().__init__()
         check_non_negative(beta=beta, gamma=gamma, loss_weight=loss_weight)
+        self.use_sigmoid = bool(use_sigmoid)
         self.beta = beta
         self.gamma = gamma
         self.tau = check_tau(tau)
@@ -255,10 +362,11 @@ class DISTLoss(LogitLoss):
                              f"per-row form: reduction_override='{reduction_override}' "
                              "is not supported (use None or 'mean').")
         parts = dist_loss_parts(student_logits, teacher_logits, target, self.beta,
-                                self.gamma, self.tau, weight, avg_factor, self.ignore_index)
+                                self.gamma, self.tau, weight, avg_factor, self.ignore_index,
+                                self.use_sigmoid)
         parts['loss'] = self.loss_weight * parts['loss']
         return parts
 
     def extra_repr(self) -> str:
         return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '
-                f'loss_weight={self.loss_weight}')
+                f'loss_weight={self.loss_weight}, use_sigmoid={self.use_sigmoid}')

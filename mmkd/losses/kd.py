@@ -5,6 +5,15 @@ Per row: ``KD = tau^2 * sum_c p_t,c * (log p_t,c - log p_s,c)`` with
 ``'mean'`` averages over kept rows ("batchmean"). This is C times mmdet's
 ``KnowledgeDistillationKLDivLoss``, which also averages over classes; with
 this convention ``KD == TCKD + (1 - p_t^T) * NCKD`` holds exactly (DKD paper).
+
+``use_sigmoid=True`` (sigmoid-scored heads: RetinaNet, FCOS, ...): each class
+is its own binary distribution ``p = sigmoid(z / tau)``, and a row's KD is
+the per-class binary KL summed over classes,
+
+    KD = tau^2 * sum_c [p_t,c log(p_t,c / p_s,c) + (1 - p_t,c) log((1 - p_t,c) / (1 - p_s,c))],
+
+averaged over rows like the softmax KD. Its gradient has the same form,
+``tau * (p_s - p_t)``.
 """
 from typing import Dict, Optional
 
@@ -14,7 +23,7 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .utils import (LogitLoss, RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, full_precision, reduce_rows, stacked_shifted, to_rows)
+                    compute_dtype, full_precision, reduce_rows, stacked, stacked_shifted, to_rows)
 
 
 class _KDRows(torch.autograd.Function):
@@ -80,10 +89,61 @@ class _KDRows(torch.autograd.Function):
         return grad, None, None, None
 
 
-def kd_rows(layout: RowLayout, tau: float) -> Tensor:
-    """Per-row KD of a :func:`to_rows` layout, shape (B, L); ignored rows 0."""
+class _SigmoidKDRows(torch.autograd.Function):
+    """Per-row binary-KL KD on sigmoids, closed-form backward ``tau * (p_s - p_t)``.
+
+    With ``x = z / tau`` and ``log p = x - softplus(x)``,
+    ``log (1 - p) = -softplus(x)``, one class's binary KL is
+
+        p_t (x_t - x_s) + softplus(x_s) - softplus(x_t),
+
+    which needs no log of a probability (no underflow for large |x|).
+    Only the logits are saved; backward recomputes both sigmoids per chunk.
+    """
+
+    @staticmethod
+    def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
+                tau: float) -> Tensor:
+        dtype = compute_dtype(student)
+        rows = student.new_empty((student.shape[0], 1, student.shape[2]), dtype=dtype)
+        for r, c in chunks(student):
+            x = stacked(student[r, :, c], teacher[r, :, c], tau, dtype)
+            p_t = torch.sigmoid(x[1])
+            kl = torch.sub(x[1], x[0]).mul_(p_t)
+            sp = torch.nn.functional.softplus(x)
+            kl.add_(sp[0]).sub_(sp[1])
+            torch.sum(kl, 1, keepdim=True, out=rows[r, :, c])
+        rows = rows.squeeze(1).mul_(tau * tau)
+        ignored = None
+        if keep is not None:
+            ignored = ~keep
+            rows.masked_fill_(ignored, 0)
+        ctx.save_for_backward(student, teacher, ignored)
+        ctx.tau = tau
+        return rows
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_rows: Tensor):
+        student, teacher, ignored = ctx.saved_tensors
+        tau = ctx.tau
+        dtype = compute_dtype(student)
+        scale = (grad_rows * tau).unsqueeze(1)
+        if ignored is not None:
+            scale.masked_fill_(ignored.unsqueeze(1), 0)
+        grad = torch.empty_like(student)
+        for r, c in chunks(student):
+            p = stacked(student[r, :, c], teacher[r, :, c], tau, dtype).sigmoid_()
+            grad[r, :, c] = p[0].sub_(p[1]).mul_(scale[r, :, c])
+        return grad, None, None, None
+
+
+def kd_rows(layout: RowLayout, tau: float, use_sigmoid: bool = False) -> Tensor:
+    """Per-row KD of a :func:`to_rows` layout, shape (B, L); ignored rows 0
+    (per-class binary KL on sigmoids when ``use_sigmoid``)."""
+    kernel = _SigmoidKDRows if use_sigmoid else _KDRows
     with full_precision(layout.student):
-        return _KDRows.apply(layout.student, layout.teacher, layout.keep, tau)
+        return kernel.apply(layout.student, layout.teacher, layout.keep, tau)
 
 
 def kd_loss(student_logits: Tensor,
@@ -93,10 +153,11 @@ def kd_loss(student_logits: Tensor,
             weight: Optional[Tensor] = None,
             reduction: str = 'mean',
             avg_factor: Optional[float] = None,
-            ignore_index: Optional[int] = 255) -> Tensor:
+            ignore_index: Optional[int] = 255,
+            use_sigmoid: bool = False) -> Tensor:
     """Functional KD; see :class:`KDLoss`."""
     layout = to_rows(student_logits, teacher_logits, target, ignore_index)
-    return reduce_rows(kd_rows(layout, check_tau(tau)), layout, weight,
+    return reduce_rows(kd_rows(layout, check_tau(tau), use_sigmoid), layout, weight,
                        check_reduction(reduction), avg_factor)
 
 
@@ -111,15 +172,19 @@ class KDLoss(LogitLoss):
             (per-row values of shape ``(N,)`` or ``(N, H, W)``).
         ignore_index: rows whose target equals it are left out (only when a
             target is given; KD itself does not need one).
+        use_sigmoid: per-class binary KL on ``sigmoid(z / tau)`` (summed over
+            classes) instead of the softmax KL, for sigmoid-scored heads.
     """
 
     def __init__(self,
                  tau: float = 1.0,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
-                 ignore_index: Optional[int] = 255) -> None:
+                 ignore_index: Optional[int] = 255,
+                 use_sigmoid: bool = False) -> None:
         super().__init__()
         self.tau = check_tau(tau)
+        self.use_sigmoid = bool(use_sigmoid)
         check_non_negative(loss_weight=loss_weight)
         self.loss_weight = loss_weight
         self.reduction = check_reduction(reduction)
@@ -134,8 +199,10 @@ class KDLoss(LogitLoss):
                       reduction_override: Optional[str] = None) -> Dict[str, Tensor]:
         """``dict(loss=...)``: KD has no decomposed terms of its own."""
         loss = kd_loss(student_logits, teacher_logits, target, self.tau, weight,
-                       reduction_override or self.reduction, avg_factor, self.ignore_index)
+                       reduction_override or self.reduction, avg_factor, self.ignore_index,
+                       self.use_sigmoid)
         return dict(loss=self.loss_weight * loss)
 
     def extra_repr(self) -> str:
-        return f'tau={self.tau}, loss_weight={self.loss_weight}, reduction={self.reduction}'
+        return (f'tau={self.tau}, loss_weight={self.loss_weight}, reduction={self.reduction}, '
+                f'use_sigmoid={self.use_sigmoid}')
