@@ -2,10 +2,11 @@
 from .backbones import MobileNetV1
 from .base_distiller import BaseDistiller, build_model, load_teacher_checkpoint
 from .classification_distiller import ClassificationDistiller
+from .dense_distiller import DenseDistiller
 from .detection_distiller import DetectionDistiller
 from .reviewkd import ABF, ABFConnector
 from .segmentation_distiller import SegmentationDistiller
 
 __all__ = ['BaseDistiller', 'DetectionDistiller', 'ABF', 'ABFConnector', 'build_model',
            'load_teacher_checkpoint', 'SegmentationDistiller', 'ClassificationDistiller',
-           'MobileNetV1']
+           'MobileNetV1', 'DenseDistiller']
