@@ -99,3 +99,27 @@ def test_early_teacher_checkpoint_recipe_keeps_the_early_file(tmp_path):
     from mmkd.engine.checkpoint import load_checkpoint_file
     saved = load_checkpoint_file(str(tmp_path / 'early_epoch_2.pth'))
     assert saved['meta']['epoch'] == 2 and 'optimizer' not in saved
+
+
+def test_eskd_segmentation():
+    cfg = load('eskd/deeplabv3_r101_r18_cityscapes.py')
+    assert cfg.model.type == 'mmkd.SegmentationDistiller'
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == 40000
+    hook = hooks_of(cfg, 'mmkd.EarlyStopDistillHook')
+    assert hook.stop_iter == 12000 and hook.stop_iter % cfg.default_hooks.checkpoint.interval == 0
+
+
+def test_pskd_segmentation_snapshot_teacher():
+    cfg = load('pskd/deeplabv3_r18_cityscapes.py')
+    model = cfg.model
+    assert model.type == 'mmkd.SegmentationDistiller' and model.teacher_ckpt is None
+    assert model.teacher == model.student and model.student.backbone.depth == 18
+    hook = hooks_of(cfg, 'mmkd.PSKDSnapshotHook')
+    # one pass over Cityscapes' 2975 training images at the config's batch (4 GPUs x 2)
+    assert hook.interval == -(-2975 // (4 * cfg.train_dataloader.batch_size))
+    assert list(hook.cls_loss_keys) == ['decode.loss_ce', 'aux.loss_ce']
+    # KD weights equal the CE weights they are paired with
+    assert model.student.decode_head.loss_decode.loss_weight == \
+        model.distill_losses.loss_kd.loss_weight == 1.0
+    assert model.student.auxiliary_head.loss_decode.loss_weight == \
+        model.aux_distill_losses.loss_kd_aux.loss_weight == 0.4
