@@ -42,6 +42,7 @@ bench: setup
 	$(VPY) bench/losses.py
 	$(VPY) bench/det_step.py
 	$(VPY) bench/seg_step.py
+	$(VPY) bench/schedule_step.py
 
 # DEMO_ARGS, e.g. "--seeds 0 1" or "--force", pass through to tools/run_demo.py.
 demo: setup
