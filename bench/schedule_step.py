@@ -14,7 +14,7 @@ two gloo processes on this machine create a node-shared memory, touch every
 page, and report the proportional (PSS) and resident (RSS) set size of its
 mapping; the ImageNet figure for 8 processes per node follows from it.
 
-    python bench/schedule_step.py [--rounds 5] [--rows 1281167]
+    python bench/schedule_step.py [--rounds 5] [--rows 1281167] [--det-size 320]
 """
 import argparse
 import os
@@ -34,8 +34,9 @@ def interleaved(steps: dict, rounds: int) -> dict:
     for fn in steps.values():
         fn()  # warm-up
     times = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, fn in steps.items():
+    for index in range(rounds):
+        order = list(steps.items())
+        for name, fn in (order if index % 2 == 0 else order[::-1]):  # no position bias
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
@@ -51,7 +52,7 @@ def train_step(model, optimizer, forward):
     return step
 
 
-def eskd_detection():
+def eskd_detection(size: int):
     from mmdet.testing import demo_mm_inputs
     from mmengine.hub import get_config
 
@@ -68,9 +69,9 @@ def eskd_detection():
     distiller = MODELS.build(dict(type='mmkd.DetectionDistiller', student=faster_rcnn(18),
                                   teacher=faster_rcnn(50),
                                   distill_losses=dict(loss_kd=dict(type='mmkd.KDLoss'))))
-    packed = demo_mm_inputs(2, [[3, 320, 320]] * 2, num_items=[5, 5], num_classes=80)
+    packed = demo_mm_inputs(2, [[3, size, size]] * 2, num_items=[5, 5], num_classes=80)
     data = distiller.data_preprocessor(packed, True)
-    return distiller, data['inputs'], data['data_samples'], 'R50 -> R18 Faster R-CNN, 2 x 320'
+    return distiller, data['inputs'], data['data_samples'], f'R50 -> R18 Faster R-CNN, 2 x {size}'
 
 
 def eskd_classification():
@@ -128,7 +129,7 @@ def bench_pskd_step(rows, rounds):
         type='ImageClassifier', backbone=dict(type='ResNet', depth=18),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=1000, in_channels=512,
-                  loss=dict(type='CrossEntropyLoss', use_soft=True)),
+                  loss=dict(type='CrossEntropyLoss')),  # takes hard labels and gt_score rows
         data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                                to_rgb=True)), 'mmpretrain')
     model.train()
@@ -166,12 +167,20 @@ def bench_pskd_step(rows, rounds):
         hook.after_train_iter(runner, 0, raw)
         handle.remove()
 
+    def hook_work():  # the hook's own per-step work, without the model
+        raw = packed()
+        hook.before_train_iter(runner, 0, raw)
+        hook._logits = torch.randn(batch, 1000)
+        hook.after_train_iter(runner, 0, raw)
+
     t = interleaved(dict(plain=plain, pskd=pskd), rounds)
+    work = interleaved(dict(work=hook_work), 20)['work']
     gib = hook.memory.bytes_per_process / 2**30
     print(f'PS-KD, ResNet-18 1000 classes, {batch} x 112: plain step {t["plain"] * 1e3:8.1f} ms, '
-          f'PS-KD step {t["pskd"] * 1e3:8.1f} ms, ratio {t["pskd"] / t["plain"]:.3f}; memory '
-          f'{rows} x 1000 float16 = {gib:.2f} GiB in one process (built and filled in '
-          f'{made:.1f} s)')
+          f'PS-KD step {t["pskd"] * 1e3:8.1f} ms, ratio {t["pskd"] / t["plain"]:.3f}; the hook\'s '
+          f'own work {work * 1e3:.1f} ms per step ({work / t["plain"] * 100:.2f}% of the plain '
+          f'step); memory {rows} x 1000 float16 = {gib:.2f} GiB in one process (built and filled '
+          f'in {made:.1f} s)')
 
 
 def _smaps_kib(path_part: str):
@@ -231,6 +240,9 @@ def main():
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--rows', type=int, default=1281167,
                         help='PS-KD memory rows for the step timing (ImageNet: 1281167)')
+    parser.add_argument('--det-size', type=int, default=320)
+    parser.add_argument('--skip', nargs='*', default=[], choices=['det', 'cls', 'pskd'],
+                        help='parts to leave out')
     parser.add_argument('--shared-rows', type=int, default=131072,
                         help='PS-KD memory rows for the 2-process sharing measurement')
     args = parser.parse_args()
@@ -239,9 +251,12 @@ def main():
     MMLogger.get_instance('schedule_step', log_level='WARNING')  # no init_weights report
     print(f'load average {os.getloadavg()[0]:.2f}, {torch.get_num_threads()} threads, median '
           f'of {args.rounds} interleaved rounds')
-    bench_eskd(eskd_detection, args.rounds)
-    bench_eskd(eskd_classification, args.rounds)
-    bench_pskd_step(args.rows, args.rounds)
+    if 'det' not in args.skip:
+        bench_eskd(lambda: eskd_detection(args.det_size), args.rounds)
+    if 'cls' not in args.skip:
+        bench_eskd(eskd_classification, args.rounds)
+    if 'pskd' not in args.skip:
+        bench_pskd_step(args.rows, args.rounds)
     bench_pskd_memory(args.shared_rows)
 
 
