@@ -1,0 +1,109 @@
+"""A seeded, download-free single-object classification set from the shapes
+generator (:mod:`mmkd.demo.shapes`), laid out as an mmpretrain image folder.
+
+Twelve classes (:data:`CLASSES`): the detection set's six shapes, the four
+unannotated look-alikes of its scenes made classes of their own (ellipse vs.
+circle, rectangle vs. square, arc vs. ring, blob) and two polygons between
+triangle/square and circle (pentagon, hexagon). The look-alike pairs share
+most of their appearance, so a teacher's scores over the wrong classes carry
+structure ("an ellipse is more like a circle than a cross") for KD, DKD and
+DIST to pass on.
+
+Each image is one shape at a random scale, rotation, slight squash, colour
+(solid, shaded or striped fill) and position on the scenes' textured
+background, with mild blur and pixel noise. Every image is drawn from its own
+generator seeded with ``(seed, split, index)``.
+
+Layout of :func:`generate_shapes_cls` (``out_dir``), what mmpretrain's
+``CustomDataset(data_root=out_dir, data_prefix='train')`` reads::
+
+    train/<class>/000001.png ...
+    val/<class>/000001.png ...
+    meta.json      classes, seed, sizes, generator version
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Tuple, Union
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .shapes import (CLASSES as SHAPES, _background, _clip, _composite, _distractor_prims, _fill,
+                     _pick_color, _rasterize, _regular, _shape_prims, _transform)
+
+#: class names, in label order (mmpretrain sorts folder names; see ``classes``)
+CLASSES: Tuple[str, ...] = SHAPES + ('ellipse', 'rectangle', 'arc', 'blob', 'pentagon',
+                                     'hexagon')
+#: Bump whenever the drawn content changes, so cached sets regenerate.
+GENERATOR_VERSION = 1
+_LOOKALIKE = {'ellipse': 'ellipse', 'rectangle': 'rect', 'arc': 'arc', 'blob': 'blob'}
+
+
+def _prims(name: str, cx: float, cy: float, r: float, size: int, rng: np.random.Generator):
+    if name in SHAPES:
+        return _shape_prims(name, cx, cy, r, rng)
+    if name in _LOOKALIKE:
+        return _distractor_prims(_LOOKALIKE[name], cx, cy, r, size, rng)
+    sides = {'pentagon': 5, 'hexagon': 6}[name]
+    return [('poly', _transform(_regular(sides, phase=rng.uniform(0, 2 * np.pi)), cx, cy, r,
+                                0.0, rng.uniform(0.9, 1.1)), 255)]
+
+
+def render_object(name: str, size: int, rng: np.random.Generator,
+                  clutter: float = 0.5) -> np.ndarray:
+    """One ``size`` x ``size`` RGB image (uint8) of the class ``name``."""
+    img = _background(rng, size, clutter)
+    r = rng.uniform(0.25, 0.42) * size
+    cx, cy = rng.uniform(0.5 * r + 1, size - 0.5 * r - 1, 2)
+    alpha, x0, y0 = _rasterize(_prims(name, cx, cy, r, size, rng))
+    sl = _clip(x0, y0, *alpha.shape, size)
+    if sl is not None:
+        under = img[sl[0]].reshape(-1, 3).mean(0)
+        color = _pick_color(rng, rng.uniform(0, 255, 3), under)
+        layer = _fill(rng, color, x0, y0, *alpha.shape, cx, cy, r, pattern_prob=0.3)
+        _composite(img, alpha, layer, sl)
+    img = img + rng.uniform(0, 6) * rng.standard_normal(img.shape)
+    out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    if rng.random() < 0.5:
+        out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
+    return np.asarray(out)
+
+
+def generate_shapes_cls(out_dir: Union[str, os.PathLike], num_train_per_class: int = 60,
+                        num_val_per_class: int = 20, image_size: int = 32, seed: int = 0,
+                        clutter: float = 0.5) -> Dict:
+    """Write the set under ``out_dir`` (skipped when an identical one is
+    there) and return its meta (also in ``meta.json``)."""
+    if image_size < 16:
+        raise ValueError(f'image_size={image_size} is too small to draw a shape; use >= 16.')
+    out_dir = str(out_dir)
+    meta = dict(generator_version=GENERATOR_VERSION, classes=list(CLASSES), seed=seed,
+                image_size=image_size, clutter=clutter,
+                num_per_class=dict(train=num_train_per_class, val=num_val_per_class))
+    meta_path = osp.join(out_dir, 'meta.json')
+    if osp.exists(meta_path):
+        with open(meta_path) as f:
+            if json.load(f) == meta:
+                return meta
+    for split_id, (split, count) in enumerate((('train', num_train_per_class),
+                                               ('val', num_val_per_class))):
+        for label, name in enumerate(CLASSES):
+            folder = osp.join(out_dir, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for index in range(count):
+                rng = np.random.default_rng([seed, split_id, label, index])
+                Image.fromarray(render_object(name, image_size, rng, clutter)).save(
+                    osp.join(folder, f'{index + 1:06d}.png'))
+    with open(meta_path, 'w') as f:
+        json.dump(meta, f, indent=1)
+    return meta
+
+
+def classes() -> List[str]:
+    """Class names in the label order mmpretrain's folder reader gives them
+    (sorted folder names): pass as ``metainfo=dict(classes=...)``."""
+    return sorted(CLASSES)
+
+
+__all__ = ['CLASSES', 'GENERATOR_VERSION', 'classes', 'generate_shapes_cls', 'render_object']
