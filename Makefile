@@ -41,6 +41,7 @@ test: setup
 bench: setup
 	$(VPY) bench/losses.py
 	$(VPY) bench/det_step.py
+	$(VPY) bench/cls_step.py
 	$(VPY) bench/seg_step.py
 	$(VPY) bench/schedule_step.py
 
