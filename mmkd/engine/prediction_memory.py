@@ -3,7 +3,9 @@
 PS-KD's official code keeps a float32 ``N x C`` tensor in every process: 5.1 GB
 per process at ImageNet size (1.28M x 1000), 41 GB on an 8-process node. Here
 the rows are float16 and live in **one shared-memory mapping per node**: the
-node's first process creates a file in ``/dev/shm``, every process of the node
+node's first process creates a file in ``/dev/shm`` (in TMPDIR when
+``/dev/shm`` is too small, as docker's 64 MB default is; a clear error when
+neither has room), every process of the node
 maps it, and the file is unlinked at once (the mapping stays valid and
 nothing is left behind if the run dies). At ImageNet size that is 2.56 GB per
 node, 0.32 GB per process with 8 processes (its proportional share).
@@ -15,6 +17,7 @@ from the same gather), so no process can read a half-updated row that it has
 already written itself, and no lock or extra barrier is needed per step.
 """
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -29,8 +32,19 @@ from torch import Tensor
 DTYPES = {'float16': (torch.float16, np.float16), 'float32': (torch.float32, np.float32)}
 
 
-def _shm_dir() -> str:
-    return '/dev/shm' if os.path.isdir('/dev/shm') else tempfile.gettempdir()
+def _shared_dirs():
+    """Where a node-shared file may live: ``/dev/shm`` (RAM), else the temp
+    directory (a file-backed mapping, still one copy in the page cache)."""
+    return [d for d in ('/dev/shm', tempfile.gettempdir()) if os.path.isdir(d)]
+
+
+def _shared_dir(nbytes: int) -> str:
+    for directory in _shared_dirs():
+        if shutil.disk_usage(directory).free > nbytes * 1.05:
+            return directory
+    raise MemoryError(f'PS-KD\'s memory needs {nbytes / 2**30:.2f} GiB of shared memory per '
+                      f'node, more than {_shared_dirs()} have free. Enlarge /dev/shm (docker: '
+                      '--shm-size) or free space in TMPDIR.')
 
 
 class PredictionMemory:
@@ -67,15 +81,25 @@ class PredictionMemory:
         self.processes_sharing = len(node)
         token = [uuid.uuid4().hex if rank == 0 else None]
         broadcast_object_list(token, src=0)
-        path = os.path.join(_shm_dir(), f'mmkd_pskd_{token[0]}_{node[0]}')
+        name = f'mmkd_pskd_{token[0]}_{node[0]}'
         shape = (self.num_rows, self.num_classes)
         leader = rank == node[0]
+        error = None
         if leader:
-            array = np.memmap(path, dtype=np_dtype, mode='w+', shape=shape)
-            array[:] = np.nan
-            array.flush()
-        barrier()
+            try:  # a full /dev/shm would kill the run with SIGBUS later: check first
+                path = os.path.join(_shared_dir(np.dtype(np_dtype).itemsize * shape[0] *
+                                                shape[1]), name)
+                array = np.memmap(path, dtype=np_dtype, mode='w+', shape=shape)
+                array[:] = np.nan
+                array.flush()
+            except MemoryError as err:
+                error = str(err)
+        errors = [e for e in all_gather_object(error) if e]
+        if errors:
+            raise MemoryError(errors[0])
         if not leader:
+            path = next(p for p in (os.path.join(d, name) for d in _shared_dirs())
+                        if os.path.exists(p))
             array = np.memmap(path, dtype=np_dtype, mode='r+', shape=shape)
         barrier()
         if leader:
