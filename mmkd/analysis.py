@@ -6,7 +6,7 @@ matrix of each model's logits over all boxes is computed; their difference
 ``corr_teacher - corr_student`` shows which class relations the student has
 not learned, and its mean absolute value summarises it (0 = same structure).
 """
-from typing import Iterable, Tuple
+from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import torch
@@ -74,4 +74,29 @@ def plot_difference(diff: np.ndarray, class_names, path: str, title: str) -> Non
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_differences(diffs: Dict[str, np.ndarray], class_names, path: str) -> None:
+    """Several ``corr(teacher) - corr(student)`` matrices side by side on one
+    colour scale, each titled with its mean absolute value."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    n = len(diffs)
+    if n == 0:
+        raise ValueError('no correlation differences to plot')
+    size = max(3.5, 0.35 * len(next(iter(diffs.values()))) + 1.5)
+    fig, axes = plt.subplots(1, n, figsize=(size * n + 1, size), squeeze=False)
+    bound = max(max(float(np.abs(d).max()) for d in diffs.values()), 1e-6)
+    for ax, (title, diff) in zip(axes[0], diffs.items()):
+        im = ax.imshow(diff, cmap='RdBu_r', vmin=-bound, vmax=bound)
+        ticks = range(len(diff))
+        labels = list(class_names)[:len(diff)]
+        ax.set_xticks(ticks, labels, rotation=90)
+        ax.set_yticks(ticks, labels)
+        ax.set_title(f'{title}\nmean |diff| = {np.abs(diff).mean():.3f}', fontsize=9)
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / n)
+    fig.suptitle('corr(teacher) - corr(student) of RoI logits on val boxes', fontsize=10)
+    fig.savefig(path, dpi=120, bbox_inches='tight')
     plt.close(fig)

@@ -3,6 +3,7 @@
 Example::
 
     python tools/make_demo_data.py --out data/demo --seed 0
+    python tools/make_demo_data.py --out data/demo_easy --difficulty easy
 
 Re-running with the same settings is a no-op; pass ``--force`` to rewrite.
 See :mod:`mmkd.demo.shapes` for the file layout and label conventions.
@@ -15,7 +16,7 @@ import time
 # Let the script run from a plain checkout as well as from an installed mmkd.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmkd.demo.shapes import generate_shapes  # noqa: E402
+from mmkd.demo.shapes import DIFFICULTY, generate_shapes  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,12 +29,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-val', type=int, default=120)
     parser.add_argument(
         '--size', type=int, default=128, help='image side in pixels')
-    parser.add_argument('--min-objects', type=int, default=2)
-    parser.add_argument('--max-objects', type=int, default=6)
+    parser.add_argument(
+        '--difficulty',
+        choices=sorted(DIFFICULTY),
+        default='hard',
+        help='scene preset: object count, clutter and shape sizes (the '
+        'flags below override it); make demo uses "easy"')
+    parser.add_argument('--min-objects', type=int)
+    parser.add_argument('--max-objects', type=int)
     parser.add_argument(
         '--clutter',
         type=float,
-        default=1.0,
         help='background clutter / noise strength (0 = clean)')
     parser.add_argument(
         '--force',
@@ -45,16 +51,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.time()
+    scene = dict(DIFFICULTY[args.difficulty])
+    for key in ('min_objects', 'max_objects', 'clutter'):
+        if getattr(args, key) is not None:
+            scene[key] = getattr(args, key)
     res = generate_shapes(
         args.out,
         num_train=args.num_train,
         num_val=args.num_val,
         image_size=args.size,
         seed=args.seed,
-        min_objects=args.min_objects,
-        max_objects=args.max_objects,
-        clutter=args.clutter,
-        force=args.force)
+        force=args.force,
+        **scene)
     verb = 'generated' if res['generated'] else 'up to date, kept'
     print(f'shapes dataset {verb}: {res["out_dir"]} '
           f'({time.time() - start:.1f} s)')

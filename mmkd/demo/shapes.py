@@ -81,6 +81,20 @@ _MIN_CONTRAST = 60.0  # RGB distance between a shape and what lies beneath
 _RADIUS_RANGE = (0.05, 0.28)  # circumradius as a fraction of image size
 _IMG_NAME = re.compile(r'^\d{6}\.png$')
 
+#: Named scene settings, ``generate_shapes(root, **DIFFICULTY[name])``.
+#: ``'hard'`` is the generator's default (see the module docstring).
+#: ``'easy'`` keeps the classes, occlusion rules, fills and blur but drops
+#: the background texture, distractors, crossing strokes and pixel noise,
+#: and leaves out the smallest shapes: what ``make demo``'s detection
+#: benchmark uses, so a from-scratch detector can learn it in minutes on a
+#: CPU (see docs/results.md).
+DIFFICULTY: Dict[str, Dict] = {
+    'hard': dict(min_objects=2, max_objects=6, clutter=1.0,
+                 radius_range=_RADIUS_RANGE),
+    'easy': dict(min_objects=1, max_objects=4, clutter=0.0,
+                 radius_range=(0.1, 0.3)),
+}
+
 # A primitive is ('poly', points, fill) or ('line', points, width_px), with
 # points in image pixel coordinates (x, y); 'poly' with fill 0 cuts a hole.
 _Prim = Tuple
@@ -329,6 +343,7 @@ def render_scene(
     min_objects: int = 2,
     max_objects: int = 6,
     clutter: float = 1.0,
+    radius_range: Tuple[float, float] = _RADIUS_RANGE,
 ) -> Tuple[np.ndarray, np.ndarray, List[Dict]]:
     """Draws one scene.
 
@@ -341,6 +356,8 @@ def render_scene(
         max_objects: Most annotated shapes.
         clutter: Scales background texture, distractor count and pixel
             noise; 0 gives clean gradient backgrounds.
+        radius_range: Smallest and largest circumradius of shapes and
+            distractors, as fractions of ``image_size``.
 
     Returns:
         ``(image, sem, instances)``: ``uint8 (S, S, 3)`` RGB image, ``uint8
@@ -353,7 +370,7 @@ def render_scene(
     # Distractors borrow the objects' colours, so colour alone never tells
     # an object from clutter.
     palette = rng.uniform(0, 255, (max(n_obj, 1), 3))
-    r_lo, r_hi = (f * size for f in _RADIUS_RANGE)
+    r_lo, r_hi = (f * size for f in radius_range)
 
     img = _background(rng, size, clutter)
 
@@ -497,7 +514,8 @@ def _file_name(image_id: int) -> str:
 
 
 def _params(num_train: int, num_val: int, image_size: int, min_objects: int,
-            max_objects: int, clutter: float) -> Dict:
+            max_objects: int, clutter: float,
+            radius_range: Sequence[float]) -> Dict:
     return {
         'num_train': num_train,
         'num_val': num_val,
@@ -505,6 +523,7 @@ def _params(num_train: int, num_val: int, image_size: int, min_objects: int,
         'min_objects': min_objects,
         'max_objects': max_objects,
         'clutter': float(clutter),
+        'radius_range': [float(r) for r in radius_range],
     }
 
 
@@ -557,7 +576,8 @@ def _generate_split(split: str, num: int, paths: Dict, seed: int,
         rng = np.random.default_rng([seed, split_id, idx])
         image, sem, instances = render_scene(
             rng, params['image_size'], params['min_objects'],
-            params['max_objects'], params['clutter'])
+            params['max_objects'], params['clutter'],
+            tuple(params['radius_range']))
         image_id = idx + 1
         name = _file_name(image_id)
         Image.fromarray(image).save(osp.join(p['img_dir'], name))
@@ -620,6 +640,7 @@ def generate_shapes(out_dir: Union[str, os.PathLike],
                     min_objects: int = 2,
                     max_objects: int = 6,
                     clutter: float = 1.0,
+                    radius_range: Sequence[float] = _RADIUS_RANGE,
                     force: bool = False) -> Dict:
     """Writes the synthetic shapes dataset (see module docstring) to disk.
 
@@ -638,6 +659,8 @@ def generate_shapes(out_dir: Union[str, os.PathLike],
         max_objects: Most annotated shapes per image.
         clutter: Background texture / distractor / noise strength; 0 makes
             clean scenes, 1 is the default, 2 is very busy.
+        radius_range: ``(min, max)`` circumradius of the shapes as fractions
+            of ``image_size``, ``0 < min <= max <= 0.5``.
         force: Regenerate even if an identical dataset is already there.
 
     Returns:
@@ -657,9 +680,13 @@ def generate_shapes(out_dir: Union[str, os.PathLike],
         raise ValueError('need 1 <= min_objects <= max_objects')
     if clutter < 0:
         raise ValueError('clutter must be >= 0')
+    if len(radius_range) != 2 or not 0 < radius_range[0] <= radius_range[
+            1] <= 0.5:
+        raise ValueError('radius_range must be (min, max) with '
+                         f'0 < min <= max <= 0.5, got {radius_range}')
     out_dir = os.fspath(out_dir)
     params = _params(num_train, num_val, image_size, min_objects, max_objects,
-                     clutter)
+                     clutter, radius_range)
     paths = _paths(out_dir)
     key = {
         'generator': 'mmkd.demo.shapes',

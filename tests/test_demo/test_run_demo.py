@@ -1,17 +1,28 @@
-"""A tiny version of `make demo`: the real pipeline with very few iterations."""
+"""A tiny version of `make demo` (the real pipeline with very few iterations),
+and the demo's statistics checked against hand-computed values."""
+import importlib.util
 import json
 import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+def load_run_demo():
+    spec = importlib.util.spec_from_file_location('run_demo', osp.join(REPO, 'tools', 'run_demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_demo(tmp_path, *extra):
     cmd = [sys.executable, 'tools/run_demo.py', '--work-dir', str(tmp_path / 'work'), '--data',
-           str(tmp_path / 'data'), '--teacher-iters', '4', '--student-iters', '2',
-           '--num-train', '12', '--num-val', '4', *extra]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+           str(tmp_path / 'data'), '--teacher-iters', '3', '--student-iters', '2',
+           '--num-train', '12', '--num-val', '4', '--seeds', '0', '1', *extra]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return proc.stdout
 
@@ -22,15 +33,67 @@ def test_tiny_demo_trains_evaluates_reports_and_reuses(tmp_path):
     results = json.loads((work / 'results.json').read_text())
     names = [row['name'] for row in results['table']]
     assert names == ['teacher', 'baseline', 'kd', 'dkd', 'dist']
+    runs = results['runs']
+    assert [r['seed'] for r in runs['baseline']] == [0, 1] and len(runs['teacher']) == 1
     for row in results['table']:
-        assert 0.0 <= row['mAP'][0] <= 1.0 and 0.0 <= row['AP50'][0] <= 1.0
+        assert 0.0 <= row['metric'][0] <= 100.0 and 0.0 <= row['AP50'][0] <= 100.0
+    for row in results['table'][2:]:  # the gain is the seed-paired difference in mAP points
+        per_seed = [100 * (m['metric'] - b['metric'])
+                    for m, b in zip(runs[row['name']], runs['baseline'])]
+        assert row['gain']['per_seed'] == pytest.approx(per_seed)
+    for name in ('baseline', 'kd', 'dkd', 'dist'):  # the analysis ran in-process
+        for run in runs[name]:
+            assert 0.0 <= run['corr_gap'] <= 2.0 and len(run['corr_diff']) == 7
     for name in ('kd', 'dkd', 'dist'):  # distilled runs log their terms and agreement
         log = (work / 'seed0' / name / 'train.log').read_text()
         assert 'kd_agreement' in log and f'loss_{name}' in log
-    assert 'dkd_tckd' in (work / 'seed0' / 'dkd' / 'train.log').read_text()
-    assert (work / 'results.png').stat().st_size > 0
-    assert (work / 'loss_curves.png').stat().st_size > 0
-    assert '| teacher | 1 |' in (work / 'results.md').read_text()
-    assert 'bbox_mAP_copypaste' in out  # progress is visible
+    assert 'dkd_tckd' in (work / 'seed1' / 'dkd' / 'train.log').read_text()
+    for png in ('results.png', 'loss_curves.png', 'corr_diff.png'):
+        assert (work / png).stat().st_size > 0
+    md = (work / 'results.md').read_text()
+    assert '| teacher | 1 |' in md and '| baseline | 2 |' in md and 'beyond noise' in md
+    assert 'iter 2/2' in out and 'ETA' in out  # progress is visible
     again = run_demo(tmp_path)
-    assert again.count('reusing') == 5 and 'training (' not in again
+    assert again.count('reusing') == 9 and 'training (' not in again
+    # a changed student schedule retrains the students, not the teacher
+    changed = run_demo(tmp_path, '--student-iters', '1', '--methods', 'kd', '--seeds', '0')
+    assert changed.count('reusing') == 1 and changed.count('training (') == 2
+
+
+def test_paired_gain_and_spread_by_hand():
+    demo = load_run_demo()
+    runs = {'teacher': [dict(seed=0, metric=0.5, seconds=60)],
+            'baseline': [dict(seed=s, metric=m, seconds=60) for s, m in
+                         ((0, 0.10), (1, 0.12), (2, 0.11))],
+            'kd': [dict(seed=s, metric=m, seconds=60) for s, m in
+                   ((0, 0.12), (1, 0.13), (2, 0.14))],
+            'dist': [dict(seed=s, metric=m, seconds=60) for s, m in
+                     ((0, 0.13), (1, 0.11), (2, 0.11))]}
+    task = demo.TaskSpec(name='t', title='t', config_dir='', teacher='', students={},
+                         default_methods=[], metric='m', metric_name='m', scale=100.0)
+    rows = {r['name']: r for r in demo.summarise(task, runs)}
+    assert rows['baseline']['metric'] == pytest.approx((11.0, 1.0))
+    # kd: differences 2, 1, 3 -> mean 2, sd 1; baseline sd 1; 2 > 1: signal
+    kd = rows['kd']['gain']
+    assert kd['per_seed'] == pytest.approx([2.0, 1.0, 3.0])
+    assert kd['mean'] == pytest.approx(2.0) and kd['sd'] == pytest.approx(1.0)
+    assert kd['wins'] == 3 and kd['signal']
+    # dist: differences 3, -1, 0 -> mean 2/3, sd sqrt(13/3) ~ 2.08: noise
+    dist = rows['dist']['gain']
+    assert dist['mean'] == pytest.approx(2 / 3) and dist['sd'] == pytest.approx((13 / 3) ** 0.5)
+    assert dist['wins'] == 1 and not dist['signal']
+    assert 'gain' not in rows['teacher'] and 'gain' not in rows['baseline']
+    table = demo.markdown(task, list(rows.values()))
+    assert '| kd | 3 | 13.0 ± 1.0 | +2.0 ± 1.0 | 3/3 | **yes** (spread 1.0) |' in table
+
+
+def test_bad_choices_fail_with_a_clear_message(tmp_path):
+    demo = load_run_demo()
+    with pytest.raises(SystemExit, match='unknown .*nonsense.* choose from'):
+        demo.main(['--methods', 'kd', 'nonsense', '--work-dir', str(tmp_path)])
+    pending = demo.TaskSpec(name='x', title='x', config_dir='configs/demo_x', teacher='t.py',
+                            students={'baseline': 's.py'}, default_methods=['baseline'],
+                            metric='m', metric_name='m')
+    demo.TASKS['x'] = pending
+    with pytest.raises(SystemExit, match='--task x is not available yet: configs/demo_x/t.py'):
+        demo.main(['--task', 'x', '--work-dir', str(tmp_path)])

@@ -1,11 +1,12 @@
 # The embedded demo: mmkd/demo/shapes.py scenes (128x128, six shape classes,
-# COCO format under data/demo/), trained from scratch on the CPU. Everything
-# here is plain mmdet; the model files choose teacher / student / distiller.
-# Two single-threaded gloo processes train faster than one two-threaded one here.
+# the "easy" preset, COCO format under data/demo_easy/), trained from scratch
+# on the CPU. Everything here is plain mmdet; the model files choose teacher /
+# student / distiller. tools/run_demo.py trains every run in one process with
+# one thread (two runs at once on two cores), so data loads in-process.
 default_scope = 'mmdet'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
-data_root = 'data/demo/'
+data_root = 'data/demo_easy/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross', 'ring'))
 backend_args = None
 
@@ -23,11 +24,10 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-# 2 processes x 4 images (tools/run_demo.py runs tools/dist_train.sh ... 2).
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=1,
-    persistent_workers=True,
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='CocoDataset',
@@ -40,8 +40,8 @@ train_dataloader = dict(
         backend_args=backend_args))
 val_dataloader = dict(
     batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
+    num_workers=0,
+    persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
@@ -59,17 +59,19 @@ val_evaluator = dict(
     backend_args=backend_args)
 test_evaluator = val_evaluator
 
-max_iters = 600
+max_iters = 400
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# From scratch in a few hundred steps AdamW learns about twice as fast as SGD
+# (lr 0.04, momentum 0.9): 4.1 vs 1.9 mAP after 150 of 300 teacher steps.
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
     clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters, eta_min=1e-4),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=1e-6),
 ]
 
 default_hooks = dict(
