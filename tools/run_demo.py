@@ -368,10 +368,13 @@ class Scheduler:
     PRIOR = {TEACHER: 0.7, BASELINE: 0.4, 'distilled': 0.55}
     OVERHEAD = 15.0  # building, evaluation and analysis of one run
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
+    def __init__(self, workers: int, task: TaskSpec) -> None:
+        self.workers, self.task = workers, task
         self.rate: Dict[str, List[float]] = {}
         self.start = time.time()
+
+    def show(self, result: dict) -> str:
+        return f'{self.task.metric_name} {result["metric"] * self.task.scale:.1f}'
 
     @staticmethod
     def kind(job: dict) -> str:
@@ -412,7 +415,7 @@ class Scheduler:
         for job in jobs:
             result = reusable(job)
             if result is not None:
-                log(f'{job["tag"]}: reusing {job["work_dir"]} ({result["metric"]:.4g}); '
+                log(f'{job["tag"]}: reusing {job["work_dir"]} ({self.show(result)}); '
                     '--force retrains')
                 done[job['id']] = result
             else:
@@ -463,7 +466,7 @@ class Scheduler:
                     self.rate.setdefault(self.kind(job), []).append(
                         max(0.0, result['total_seconds'] - self.OVERHEAD) / job['iters'])
                     n = total - sum(not j.get('analyse') for j in [*pending, *running.values()])
-                    log(f'{job["tag"]}: {result["metric"]:.4g} in {fmt_time(result["seconds"])} '
+                    log(f'{job["tag"]}: {self.show(result)} in {fmt_time(result["seconds"])} '
                         f'[{n}/{total} runs, {fmt_time(time.time() - self.start)} elapsed, '
                         f'ETA {fmt_time(self.eta(running, pending))}]')
                     queue_analyses()
@@ -733,7 +736,7 @@ def main(argv=None) -> None:
         return (task.analyze is not None and result['name'] != TEACHER
                 and 'corr_gap' not in result)
 
-    done = Scheduler(args.workers).run(jobs, resolve, needs_analysis)
+    done = Scheduler(args.workers, task).run(jobs, resolve, needs_analysis)
     runs: Dict[str, List[dict]] = {TEACHER: [done[TEACHER_ID]]}
     for name in methods:
         runs[name] = [done[f'{name}/{seed}'] for seed in args.seeds]
