@@ -13,7 +13,16 @@ Prints (c - a) / b: 1.0 means distillation adds exactly the teacher's forward
 (target <= 1.10), plus the peak memory of (a) and (c), each measured in a
 fresh child process.
 
+``--model retinanet``: RetinaNet R50-FPN teacher -> R18-FPN student (mmdet's
+full heads: 9 anchors per location, 80 sigmoid classes), 2 images of 512x512,
+DIST (use_sigmoid) over all priors through mmkd.DenseDistiller; (b) is the
+teacher's backbone + neck + head forward. It also prints the DIST loss's own
+peak memory (forward + backward) beside the straightforward autograd
+formulation (DIST's reference code on sigmoids), on this batch's prior logits
+and on a COCO-sized batch (2 x 1333x800: ~120k anchors x 80 classes per image).
+
     python bench/det_step.py [--rounds 5] [--size 320]
+    python bench/det_step.py --model retinanet [--rounds 3] [--size 512]
 """
 import argparse
 import os
@@ -38,6 +47,31 @@ def faster_rcnn(depth: int) -> dict:
     return cfg
 
 
+def retinanet(depth: int) -> dict:
+    from mmengine.hub import get_config
+    cfg = get_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py').model
+    cfg.backbone.update(depth=depth, init_cfg=None)
+    if depth in (18, 34):
+        cfg.neck.in_channels = [64, 128, 256, 512]
+    return cfg
+
+
+def build_dense(size: int):
+    import mmkd  # noqa: F401
+    from mmdet.testing import demo_mm_inputs
+    from mmkd.registry import MODELS
+    torch.manual_seed(0)
+    distiller = MODELS.build(dict(
+        type='mmkd.DenseDistiller', student=retinanet(18), teacher=retinanet(50),
+        distill_losses=dict(loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))))
+    distiller.init_weights()
+    distiller.train()
+    packed = demo_mm_inputs(2, [[3, size, size]] * 2, num_items=[5, 5], num_classes=80)
+    data = distiller.data_preprocessor(packed, True)
+    optimizer = torch.optim.SGD(distiller.parameters(), lr=1e-4, momentum=0.9)
+    return distiller, data['inputs'], data['data_samples'], optimizer
+
+
 def build(size: int):
     import mmkd  # noqa: F401
     from mmdet.testing import demo_mm_inputs
@@ -54,7 +88,46 @@ def build(size: int):
     return distiller, data['inputs'], data['data_samples'], optimizer
 
 
-def make_steps(size: int):
+def prior_shape(size_hw, images: int = 2, anchors: int = 9, classes: int = 80):
+    """RetinaNet's prior logits as DenseDistiller lays them out: (B*A, C, sum H*W)."""
+    h, w = -(-size_hw[0] // 8), -(-size_hw[1] // 8)  # P3; each level halves, rounding up
+    positions = 0
+    for _ in range(5):  # P3-P7
+        positions += h * w
+        h, w = -(-h // 2), -(-w // 2)
+    return images * anchors, classes, positions
+
+
+def loss_step(shape, naive: bool):
+    """DIST (sigmoid) forward + backward on random prior logits of ``shape``."""
+    from mmkd.losses import dist_loss
+    torch.manual_seed(0)
+    student = (torch.randn(shape) * 3 - 4).requires_grad_()
+    teacher = torch.randn(shape) * 3 - 4
+
+    def straightforward():  # DIST's reference code, use_sigmoid, full temporaries
+        c = shape[1]
+        ys = student.sigmoid().transpose(1, 2).reshape(-1, c)
+        yt = teacher.sigmoid().transpose(1, 2).reshape(-1, c)
+
+        def pearson(a, b):
+            a = a - a.mean(1, keepdim=True)
+            b = b - b.mean(1, keepdim=True)
+            return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-8)
+
+        return (1 - pearson(ys, yt).mean()) + (1 - pearson(ys.t(), yt.t()).mean())
+
+    def step():
+        loss = straightforward() if naive else dist_loss(student, teacher, use_sigmoid=True)
+        loss.backward()
+        student.grad = None
+
+    return step
+
+
+def make_steps(size: int, model: str = 'faster_rcnn'):
+    if model == 'retinanet':
+        return make_dense_steps(size)
     from mmdet.structures.bbox import bbox2roi
     distiller, inputs, samples, optimizer = build(size)
     student, teacher = distiller.student, distiller.teacher
@@ -75,16 +148,52 @@ def make_steps(size: int):
                 distilled=lambda: train_step(distiller))
 
 
+def make_dense_steps(size: int):
+    distiller, inputs, samples, optimizer = build_dense(size)
+    student, teacher = distiller.student, distiller.teacher
+
+    def train_step(model):
+        optimizer.zero_grad()
+        losses = model.loss(inputs, samples)
+        total = 0
+        for key, value in losses.items():
+            if 'loss' in key:
+                total = total + (sum(value) if isinstance(value, (list, tuple)) else value)
+        total.backward()
+        optimizer.step()
+
+    def teacher_forward():
+        with torch.no_grad():
+            teacher.bbox_head(teacher.extract_feat(inputs))
+
+    steps = dict(student=lambda: train_step(student), teacher=teacher_forward,
+                 distilled=lambda: train_step(distiller))
+    for name, hw in (('batch', (size, size)), ('coco', (800, 1333))):
+        steps[f'loss_{name}'] = loss_step(prior_shape(hw), naive=False)
+        steps[f'naive_{name}'] = loss_step(prior_shape(hw), naive=True)
+    return steps
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--size', type=int, default=320)
+    parser.add_argument('--size', type=int, default=None, help='320 (faster_rcnn), 512 (retinanet)')
+    parser.add_argument('--model', choices=('faster_rcnn', 'retinanet'), default='faster_rcnn')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.size is None:
+        args.size = 512 if args.model == 'retinanet' else 320
     if args.child:
-        step = make_steps(args.size)[args.child]
+        if args.child.startswith(('loss_', 'naive_')):  # the loss alone: no model
+            name = args.child.split('_', 1)[1]
+            hw = (args.size, args.size) if name == 'batch' else (800, 1333)
+            step = loss_step(prior_shape(hw), naive=args.child.startswith('naive_'))
+        else:
+            step = make_steps(args.size, args.model)[args.child]
         step()  # warm-up: allocator, lazy inits
         return report_peak(step)
+    if args.model == 'retinanet':
+        return main_dense(args)
 
     steps = make_steps(args.size)
     for fn in steps.values():
@@ -104,6 +213,36 @@ def main():
     print(f'(b) teacher forward   {b * 1e3:8.1f} ms')
     print(f'(c) distilled step    {c * 1e3:8.1f} ms   peak {mem["distilled"]:7.1f} MiB')
     print(f'(c - a) / b = {(c - a) / b:.2f}   (target <= 1.10)')
+
+
+def main_dense(args):
+    steps = make_steps(args.size, 'retinanet')
+    timed = ('student', 'teacher', 'distilled')
+    for name in timed:
+        steps[name]()  # warm-up
+    times = {name: [] for name in timed}
+    for _ in range(args.rounds):
+        for name in timed:
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    a, b, c = (statistics.median(times[k]) for k in timed)
+    child = ['--model', 'retinanet', '--size', str(args.size), '--child']
+    mem = {k: peak_mib(__file__, child + [k]) for k in (
+        'student', 'distilled', 'loss_batch', 'naive_batch', 'loss_coco', 'naive_coco')}
+    batch, coco = prior_shape((args.size, args.size)), prior_shape((800, 1333))
+    print(f'R50 -> R18 RetinaNet, 2 x {args.size}x{args.size}, DIST (sigmoid) over all '
+          f'{batch[0] // 2 * batch[2]} priors per image, {torch.get_num_threads()} threads, '
+          f'median of {args.rounds} interleaved rounds')
+    print(f'(a) student step      {a * 1e3:8.1f} ms   peak {mem["student"]:7.1f} MiB')
+    print(f'(b) teacher forward   {b * 1e3:8.1f} ms')
+    print(f'(c) distilled step    {c * 1e3:8.1f} ms   peak {mem["distilled"]:7.1f} MiB')
+    print(f'(c - a) / b = {(c - a) / b:.2f}   (target <= 1.10)')
+    for name, shape in (('batch', batch), ('coco', coco)):
+        size = shape[0] * shape[1] * shape[2] * 4 / 2**20
+        print(f'DIST loss fwd+bwd, logits {tuple(shape)} ({size:.0f} MiB): '
+              f'mmkd {mem["loss_" + name]:7.1f} MiB, straightforward '
+              f'{mem["naive_" + name]:7.1f} MiB')
 
 
 if __name__ == '__main__':

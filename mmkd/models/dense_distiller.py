@@ -14,7 +14,8 @@ priors of the batch, and no assigner decides what the teacher teaches. At
 RetinaNet's 1333x800 that is ~120k anchors x 80 classes per image; the
 chunked losses keep their memory flat (docs/benchmarks.md).
 
-Most dense heads score classes with sigmoids (no background class): use
+YOLOX's class logits are distilled without its objectness (which its
+inference multiplies in). Most dense heads score classes with sigmoids (no background class): use
 ``mmkd.KDLoss`` / ``mmkd.DISTLoss`` with ``use_sigmoid=True`` (per-class
 binary KL; DIST on sigmoids). Softmax heads (SSD) take the plain losses. DKD
 is refused: it splits a softmax into the target class and the rest, which a
@@ -34,13 +35,13 @@ from .detection_distiller import build_mimic, check_mimic_necks
 
 SUPPORTED = ('single-stage detectors (mmdet SingleStageDetector) whose bbox_head predicts '
              'per-prior class logits on an anchor or point grid: AnchorHead subclasses '
-             '(RetinaNet, ATSS, GFL, FSAF, FreeAnchor, PAA, SSD, YOLOF, TOOD, RTMDet, ...) and '
-             'AnchorFreeHead subclasses (FCOS, FoveaBox, AutoAssign, VFNet, ...). Two-stage '
-             'detectors use mmkd.DetectionDistiller')
+             '(RetinaNet, ATSS, GFL, FSAF, FreeAnchor, PAA, SSD, YOLOF, TOOD, RTMDet, ...), '
+             'AnchorFreeHead subclasses (FCOS, FoveaBox, AutoAssign, VFNet, ...) and YOLOXHead. '
+             'Two-stage detectors use mmkd.DetectionDistiller')
 
 
 def _dense_head(model: nn.Module, role: str) -> nn.Module:
-    from mmdet.models.dense_heads import AnchorFreeHead, AnchorHead
+    from mmdet.models.dense_heads import AnchorFreeHead, AnchorHead, YOLOXHead
     from mmdet.models.detectors import SingleStageDetector
     if not isinstance(model, SingleStageDetector):
         raise TypeError(f'DenseDistiller: the {role} is a {type(model).__name__}; supported '
@@ -50,7 +51,7 @@ def _dense_head(model: nn.Module, role: str) -> nn.Module:
                         'distiller with its own teacher; give its plain detector (the '
                         f'student config without the teacher). Supported are {SUPPORTED}.')
     head = getattr(model, 'bbox_head', None)
-    if not isinstance(head, (AnchorHead, AnchorFreeHead)) or not hasattr(
+    if not isinstance(head, (AnchorHead, AnchorFreeHead, YOLOXHead)) or not hasattr(
             head, 'prior_generator') or not hasattr(head, 'cls_out_channels'):
         raise TypeError(f'DenseDistiller: the {role}\'s bbox_head is {type(head).__name__}; '
                         f'supported are {SUPPORTED}.')

@@ -45,7 +45,8 @@ def _check_softmax(bbox_head: nn.Module, role: str) -> None:
         raise TypeError(f'DetectionDistiller: the {role}\'s bbox_head '
                         f'({type(bbox_head).__name__}) scores classes with a sigmoid or a '
                         'custom activation (e.g. Seesaw loss); RoI logit distillation needs '
-                        'softmax scores over num_classes + 1 (background last).')
+                        'softmax scores over num_classes + 1 (background last): supported are '
+                        f'{SUPPORTED}.')
 
 
 def _box_heads(model: nn.Module, role: str, allow_cascade: bool) -> List[nn.Module]:
@@ -71,7 +72,15 @@ def _box_heads(model: nn.Module, role: str, allow_cascade: bool) -> List[nn.Modu
     else:
         raise TypeError(f'DetectionDistiller: the {role}\'s roi_head is '
                         f'{type(head).__name__}; supported are {SUPPORTED}.')
+    if type(head).__name__ == 'TridentRoIHead':
+        raise TypeError(f'DetectionDistiller: the {role} is a TridentNet, whose branches see '
+                        'the image three times in training but once at inference, so a teacher '
+                        f'cannot score its RoIs; supported are {SUPPORTED}.')
     for bbox_head in heads:
+        if getattr(bbox_head, 'num_instance', 1) != 1:  # CrowdDet: K boxes per RoI
+            raise TypeError(f'DetectionDistiller: the {role}\'s bbox_head '
+                            f'({type(bbox_head).__name__}) predicts {bbox_head.num_instance} '
+                            f'instances per RoI; supported are {SUPPORTED}.')
         _check_softmax(bbox_head, role)
     return heads
 
