@@ -29,7 +29,7 @@ def test_eskd_imagenet_stops_kd_at_the_first_lr_step():
     hook = hooks_of(cfg, 'mmkd.EarlyStopDistillHook')
     assert hook.stop_epoch == 30 == cfg.param_scheduler.milestones[0]
     # CE weight 0.5 in the KD recipe, scaled to 1 after the stop
-    assert cfg.model.student.head.loss.loss_weight * hook.student_loss_scales['loss'] == 1.0
+    assert cfg.model.student.head.loss.loss_weight * hook.student_loss_scales['loss_cls'] == 1.0
 
 
 def test_eskd_early_stopped_teacher_recipe():

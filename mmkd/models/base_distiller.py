@@ -274,7 +274,7 @@ class BaseDistiller(BaseModel):
     # -- training ----------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         if not self.distill_active:
-            return self.scale_student_losses(self.student.loss(inputs, data_samples))
+            return self.scale_student_losses(self.student_loss(inputs, data_samples))
         try:
             losses, distilled = self.distill_losses_of(inputs, data_samples)
         except FloatingPointError as err:  # name the iteration and the samples
@@ -288,6 +288,11 @@ class BaseDistiller(BaseModel):
         for key, value in distilled.items():
             losses[key] = value * factor if factor != 1 and 'loss' in key else value
         return losses
+
+    def student_loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """The student's own losses, keyed as the distiller logs them (also
+        when distillation is off, so a log's keys never change mid-run)."""
+        return self.student.loss(inputs, data_samples)
 
     def scale_student_losses(self, losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Multiply the student's loss keys named in ``student_loss_scales``

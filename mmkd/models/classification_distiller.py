@@ -165,14 +165,17 @@ class ClassificationDistiller(BaseDistiller):
             levels = _as_levels(stages, feats[-1] if isinstance(feats, (tuple, list)) else feats)
         return logits, levels
 
+    def student_loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """mmpretrain names its loss "loss", the key mmengine writes the total
+        under: it is logged as ``loss_cls``, with or without distillation."""
+        losses = self.student.loss(inputs, data_samples)
+        return {('loss_cls' if key == 'loss' else key): value for key, value in losses.items()}
+
     def distill_losses_of(self, inputs: Tensor, data_samples: list
                           ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
         capture = _HeadCapture()
         with capture.around(self.student, with_stages=self.connector is not None):
-            losses = self.student.loss(inputs, data_samples)
-        # mmpretrain names its loss "loss", the key mmengine writes the total
-        # under: keep it visible in the log beside the distillation terms.
-        losses = {('loss_cls' if key == 'loss' else key): value for key, value in losses.items()}
+            losses = self.student_loss(inputs, data_samples)
         student_logits = capture.logits
         num_classes = self.student.head.num_classes
         if not (torch.is_tensor(student_logits) and student_logits.dim() == 2

@@ -34,7 +34,7 @@ class EarlyStopDistillHook(Hook):
         stop_iter: first iteration (0-indexed) without distillation; for
             iteration loops (or to stop mid-epoch).
         student_loss_scales: factors on named student loss keys from the stop
-            on (the distiller's ``student_loss_scales``), e.g. ``dict(loss=2.0)``
+            on (the distiller's ``student_loss_scales``), e.g. ``dict(loss_cls=2.0)``
             to train on CE with weight 1 after a KD recipe that weighs CE 0.5
             (mmpretrain's key is ``loss``).
     """
