@@ -267,9 +267,12 @@ class BaseDistiller(BaseModel):
         """Initialise the student (first: its RNG draws match a plain run) and
         the connectors; the teacher keeps its weights."""
         self.student.init_weights()
-        for name, child in self.named_children():
-            if name not in ('teacher', 'student') and hasattr(child, 'init_weights'):
-                child.init_weights()
+        # Connectors draw under a forked RNG: the training stream (mmdet's
+        # samplers, dropout) is then the same as a plain student's.
+        with torch.random.fork_rng(devices=[]):
+            for name, child in self.named_children():
+                if name not in ('teacher', 'student') and hasattr(child, 'init_weights'):
+                    child.init_weights()
 
     # -- training ----------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
