@@ -20,11 +20,11 @@ def hand_count() -> int:
 
 
 def test_parameter_count_with_1000_way_linear_head():
-    from mmpretrain.registry import MODELS
-    model = MODELS.build(dict(
+    from mmkd.models import build_model  # mmpretrain's scope, whatever the default scope is
+    model = build_model(dict(
         type='ImageClassifier', backbone=dict(type='mmkd.MobileNetV1'),
         neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=1024)))
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=1024)), 'mmpretrain')
     backbone = sum(p.numel() for p in model.backbone.parameters())
     total = sum(p.numel() for p in model.parameters())
     assert backbone == hand_count() == 3_206_976
