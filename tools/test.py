@@ -42,6 +42,12 @@ def main():
     adapt_to_cpu(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.test()
+    # Leave the process group before interpreter exit: a gloo group torn down
+    # by static destructors can abort the process after a finished run.
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':
