@@ -310,6 +310,14 @@ class BaseDistiller(BaseModel):
                     else value * scale
         return losses
 
+    def set_ignore_index(self, value: Optional[int], *loss_dicts: nn.ModuleDict) -> None:
+        """Give every logit loss (of ``distill_losses``, or of the dicts
+        given) this ``ignore_index``; ``None`` keeps every row."""
+        for losses in loss_dicts or (self.distill_losses, ):
+            for loss in losses.values():
+                if hasattr(loss, 'ignore_index'):
+                    loss.ignore_index = value
+
     def distill(self, student_logits: Tensor, teacher_logits: Tensor,
                 target: Optional[Tensor], losses: Optional[nn.ModuleDict] = None,
                 prefix: str = '') -> Dict[str, Tensor]:

@@ -23,14 +23,13 @@ recoverable without changing the backbone: both sides use the post-ReLU
 stage outputs.
 """
 import contextlib
-import copy
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .base_distiller import BaseDistiller, check_same_classes
+from .base_distiller import BaseDistiller, check_same_classes, with_default_preprocessor
 
 SUPPORTED = ('mmpretrain ImageClassifier models whose head is a single-label softmax ClsHead '
              'with num_classes (LinearClsHead, StackedLinearClsHead, VisionTransformerClsHead, '
@@ -125,14 +124,12 @@ class ClassificationDistiller(BaseDistiller):
                  reviewkd: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is not None:
-            student, teacher = (_with_preprocessor(m, data_preprocessor) for m in (student, teacher))
+        student, teacher = (with_default_preprocessor(m, data_preprocessor)
+                            for m in (student, teacher))
         super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg)
         # Every image has a real class: with 1000 classes, class 255 must not
         # be taken for the losses' default ignore_index.
-        for loss in self.distill_losses.values():
-            if hasattr(loss, 'ignore_index'):
-                loss.ignore_index = None
+        self.set_ignore_index(None)
 
     def check_models(self, student: nn.Module, teacher: nn.Module) -> None:
         _check_supported(student, 'student')
@@ -194,10 +191,3 @@ class ClassificationDistiller(BaseDistiller):
             distilled.update(self.review(_as_levels(capture.stages, pooled), teacher_levels))
         return losses, distilled
 
-
-def _with_preprocessor(model: Union[dict, nn.Module], data_preprocessor: dict):
-    if isinstance(model, nn.Module) or model.get('data_preprocessor') is not None:
-        return model
-    model = copy.deepcopy(model)
-    model['data_preprocessor'] = copy.deepcopy(data_preprocessor)
-    return model

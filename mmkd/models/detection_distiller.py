@@ -184,9 +184,8 @@ class DetectionDistiller(BaseDistiller):
         # Every sampled RoI has a real label (background = num_classes), so
         # no RoI row is ever ignored: a large vocabulary (LVIS, 1203 classes)
         # must not collide with the losses' default ignore_index=255.
+        self.set_ignore_index(None)
         for loss in self.distill_losses.values():
-            if hasattr(loss, 'ignore_index'):
-                loss.ignore_index = None
             if getattr(loss, 'use_sigmoid', False):
                 raise ValueError(f'{type(loss).__name__} has use_sigmoid=True, but RoI heads '
                                  'score classes with a softmax: drop use_sigmoid.')

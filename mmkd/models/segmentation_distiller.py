@@ -196,10 +196,8 @@ class SegmentationDistiller(BaseDistiller):
             self.aux_distill_losses = build_loss_dict(self._aux_cfg, 'aux_distill_losses',
                                                       taken=set(self.distill_losses))
             self._check_aux_keys()
-        for losses in (self.distill_losses, self.aux_distill_losses or {}):
-            for loss in losses.values():
-                if hasattr(loss, 'ignore_index'):
-                    loss.ignore_index = self.ignore_index
+        self.set_ignore_index(self.ignore_index, self.distill_losses,
+                              self.aux_distill_losses or {})
         if self.connector is not None:
             self._check_reviewkd_levels()
 
