@@ -137,9 +137,11 @@ DET = TaskSpec(
 
 
 def _seg_data(args) -> Dict[str, object]:
-    """The shapes scenes' semantic maps (generator defaults) for mmseg."""
-    from mmkd.demo.shapes import generate_shapes
-    info = generate_shapes(args.data, num_train=args.num_train, num_val=args.num_val)
+    """The shapes scenes' semantic maps for mmseg: the detection demo's scenes
+    (``easy`` preset, 128 px; the same files when ``--data`` is shared)."""
+    from mmkd.demo.shapes import DIFFICULTY, generate_shapes
+    info = generate_shapes(args.data, num_train=args.num_train, num_val=args.num_val,
+                           image_size=128, **DIFFICULTY['easy'])
     with open(info['meta_file']) as f:
         meta = json.load(f)
     root = osp.abspath(args.data) + '/'
@@ -150,7 +152,8 @@ def _seg_data(args) -> Dict[str, object]:
 def _cls_data(args) -> Dict[str, object]:
     """The single-object shapes classification set (its generator's defaults)."""
     from mmkd.demo.shapes_cls import generate_shapes_cls
-    meta = generate_shapes_cls(args.data)
+    meta = generate_shapes_cls(args.data, num_train_per_class=400, num_val_per_class=50,
+                               difficulty='easy')
     root = osp.abspath(args.data) + '/'
     return {'_data': meta,
             **{f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}}
@@ -168,9 +171,12 @@ def _task_from_configs(name: str, title: str, config_dir: str, metric: str, metr
 
     students = {BASELINE: first('student_*.py'), 'kd': first('kd_*.py'),
                 'dkd': first('dkd_*.py', exclude='dkd_reviewkd'), 'dist': first('dist_*.py')}
+    for method in ('eskd', 'pskd'):  # the schedule methods, where the task has them
+        if glob.glob(osp.join(REPO, config_dir, f'{method}_*.py')):
+            students[method] = first(f'{method}_*.py')
     return TaskSpec(name=name, title=title, config_dir=config_dir,
                     teacher=first('teacher_*.py'), students=students,
-                    default_methods=list(students), metric=metric, metric_name=metric_name,
+                    default_methods=[BASELINE, 'kd', 'dkd', 'dist'], metric=metric, metric_name=metric_name,
                     make_data=make_data, iters=(None, None))
 
 
@@ -329,6 +335,12 @@ def schedule_options(config: str, iters: Optional[int]) -> Dict[str, object]:
             opts[prefix + 'end'] = max(begin + 1, round(sched['end'] * iters / old))
         if 'T_max' in sched:
             opts[prefix + 'T_max'] = max(1, round(sched['T_max'] * iters / old))
+    # the schedule hooks' iteration counts (ESKD's stop, PS-KD's "epoch", a warm-up)
+    hooks = cfg.get('custom_hooks') or []
+    for i, hook in enumerate(hooks):
+        for key in ('stop_iter', 'interval', 'warmup'):
+            if key in hook and not (key == 'warmup' and hook.get('by_epoch', True)):
+                opts[f'custom_hooks.{i}.{key}'] = max(1, round(hook[key] * iters / old))
     return opts
 
 
@@ -378,13 +390,19 @@ class Scheduler:
 
     @staticmethod
     def kind(job: dict) -> str:
-        return job['name'] if job['name'] in (TEACHER, BASELINE) else 'distilled'
+        return job['name']  # measured seconds per iteration are kept per model / method
 
     def estimate(self, job: dict) -> float:
         if job.get('analyse'):
             return self.OVERHEAD
         kind = self.kind(job)
-        rate = statistics.mean(self.rate[kind]) if kind in self.rate else self.PRIOR[kind]
+        if kind in self.rate:
+            return self.OVERHEAD + statistics.mean(self.rate[kind]) * job['iters']
+        rate = self.PRIOR.get(kind, self.PRIOR['distilled' if job.get('needs') else BASELINE])
+        if self.rate:  # the priors are for the detection demo: rescale them by a measured run
+            seen = next(iter(self.rate))
+            rate *= statistics.mean(self.rate[seen]) / self.PRIOR.get(
+                seen, self.PRIOR['distilled' if seen not in (TEACHER, BASELINE) else BASELINE])
         return self.OVERHEAD + rate * job['iters']
 
     def eta(self, running: Dict[object, dict], pending: List[dict]) -> float:
@@ -398,7 +416,7 @@ class Scheduler:
         lanes += [0.0] * (self.workers - len(lanes))
         for job in pending:
             lanes.sort()
-            begin = lanes[0] if job['name'] in (TEACHER, BASELINE) else max(lanes[0], teacher_done)
+            begin = max(lanes[0], teacher_done) if job.get('needs') else lanes[0]
             lanes[0] = begin + self.estimate(job)
             if job['name'] == TEACHER:
                 teacher_done = lanes[0]
@@ -647,12 +665,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', default='det', choices=list(TASKS))
     parser.add_argument('--work-dir', help='default work_dirs/demo (det) or work_dirs/demo_<task>')
-    parser.add_argument('--data', help='default data/demo_easy (det) or data/demo_<task>')
+    parser.add_argument('--data', help='default data/demo_easy (det, seg: the same scenes) or '
+                        'data/demo_cls')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='student seeds (the teacher is trained once, with seed 0)')
     parser.add_argument('--methods', nargs='+',
                         help='students to train (default: the task\'s default set; det also '
-                        'has reviewkd and dkd_reviewkd); baseline is always added')
+                        'has reviewkd and dkd_reviewkd, cls eskd and pskd); baseline is always added')
     parser.add_argument('--teacher-iters', type=int)
     parser.add_argument('--student-iters', type=int)
     parser.add_argument('--num-train', type=int, default=500)
@@ -682,7 +701,7 @@ def main(argv=None) -> None:
     os.environ.setdefault('PYTHONWARNINGS', 'ignore')
     args.work_dir = osp.abspath(args.work_dir or ('work_dirs/demo' if task.name == 'det'
                                                   else f'work_dirs/demo_{task.name}'))
-    args.data = args.data or ('data/demo_easy' if task.name == 'det' else f'data/demo_{task.name}')
+    args.data = args.data or ('data/demo_cls' if task.name == 'cls' else 'data/demo_easy')
     teacher_iters = args.teacher_iters or task.iters[0]
     student_iters = args.student_iters or task.iters[1]
     if teacher_iters is None:  # the configs' own schedules
@@ -710,15 +729,18 @@ def main(argv=None) -> None:
     teacher = make_job(TEACHER, 0, teacher_iters)
     teacher['key'] = job_key(teacher['config'], teacher['options'])
     jobs = [teacher]
-    for name in methods:  # baselines first: they run alongside the teacher
+    # runs without a teacher (the baseline, PS-KD) first: they train alongside the teacher
+    distilled = {name: 'teacher' in load_config(task.config(name)).model for name in methods}
+    methods = sorted(methods, key=lambda name: distilled[name])  # stable: baseline first
+    for name in methods:
         for seed in args.seeds:
-            job = make_job(name, seed, student_iters, needs=None if name == BASELINE else TEACHER_ID)
+            job = make_job(name, seed, student_iters, needs=TEACHER_ID if distilled[name] else None)
             job['key'] = job_key(job['config'], {k: v for k, v in job['options'].items()},
-                                 extra=None if name == BASELINE else teacher['key'])
+                                 extra=teacher['key'] if distilled[name] else None)
             jobs.append(job)
     # distilled runs seed-major, so stopping early leaves complete seeds
-    jobs = jobs[:1 + len(args.seeds)] + sorted(jobs[1 + len(args.seeds):],
-                                               key=lambda j: (j['seed'], methods.index(j['name'])))
+    free = 1 + sum(not distilled[name] for name in methods) * len(args.seeds)
+    jobs = jobs[:free] + sorted(jobs[free:], key=lambda j: (j['seed'], methods.index(j['name'])))
 
     def resolve(job, done):
         if TEACHER_ID in done:  # baselines may start before the teacher is trained
@@ -727,7 +749,7 @@ def main(argv=None) -> None:
     # the teacher's checkpoint path is known in advance
     ckpt_path = osp.join(teacher['work_dir'], f'iter_{teacher_iters}.pth')
     for job in jobs[1:]:
-        if job['name'] != BASELINE:
+        if distilled[job['name']]:
             job['options']['model.teacher_ckpt'] = ckpt_path
 
     log(f'{len(jobs)} runs: teacher ({teacher_iters} iters), {len(methods)} students x '

@@ -23,6 +23,7 @@ Layout of :func:`generate_shapes_cls` (``out_dir``), what mmpretrain's
 """
 import json
 import os
+import shutil
 import os.path as osp
 from typing import Dict, List, Tuple, Union
 
@@ -50,42 +51,65 @@ def _prims(name: str, cx: float, cy: float, r: float, size: int, rng: np.random.
                                 0.0, rng.uniform(0.9, 1.1)), 255)]
 
 
-def render_object(name: str, size: int, rng: np.random.Generator,
-                  clutter: float = 0.5) -> np.ndarray:
-    """One ``size`` x ``size`` RGB image (uint8) of the class ``name``."""
+#: Presets for :func:`generate_shapes_cls` / :func:`render_object`. ``hard``
+#: (the default) is the description above. ``easy`` keeps the shapes, their
+#: colours, rotations and squash and the smooth colour-gradient background, but
+#: drops the background texture and patches, striped / shaded fills, pixel noise
+#: and blur, and draws the shapes a little larger: measured with a 1/4-width
+#: CIFAR ResNet-18 (AdamW 1e-3, batch 32, 800 steps, 400 images per class), the
+#: hard set reached 22-31 % val top-1 and the easy one 68 %.
+DIFFICULTY: Dict[str, Dict[str, object]] = dict(
+    hard=dict(clutter=0.5, radius=(0.25, 0.42), pattern_prob=0.3, noise=6.0, blur_prob=0.5),
+    easy=dict(clutter=0.0, radius=(0.3, 0.45), pattern_prob=0.0, noise=0.0, blur_prob=0.0))
+
+
+def render_object(name: str, size: int, rng: np.random.Generator, clutter: float = 0.5,
+                  radius: Tuple[float, float] = (0.25, 0.42), pattern_prob: float = 0.3,
+                  noise: float = 6.0, blur_prob: float = 0.5) -> np.ndarray:
+    """One ``size`` x ``size`` RGB image (uint8) of the class ``name``; the
+    keywords are :data:`DIFFICULTY`'s (``hard`` by default)."""
     img = _background(rng, size, clutter)
-    r = rng.uniform(0.25, 0.42) * size
+    r = rng.uniform(*radius) * size
     cx, cy = rng.uniform(0.5 * r + 1, size - 0.5 * r - 1, 2)
     alpha, x0, y0 = _rasterize(_prims(name, cx, cy, r, size, rng))
     sl = _clip(x0, y0, *alpha.shape, size)
     if sl is not None:
         under = img[sl[0]].reshape(-1, 3).mean(0)
         color = _pick_color(rng, rng.uniform(0, 255, 3), under)
-        layer = _fill(rng, color, x0, y0, *alpha.shape, cx, cy, r, pattern_prob=0.3)
+        layer = _fill(rng, color, x0, y0, *alpha.shape, cx, cy, r, pattern_prob=pattern_prob)
         _composite(img, alpha, layer, sl)
-    img = img + rng.uniform(0, 6) * rng.standard_normal(img.shape)
+    if noise > 0:
+        img = img + rng.uniform(0, noise) * rng.standard_normal(img.shape)
     out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    if rng.random() < 0.5:
+    if blur_prob > 0 and rng.random() < blur_prob:
         out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
     return np.asarray(out)
 
 
 def generate_shapes_cls(out_dir: Union[str, os.PathLike], num_train_per_class: int = 60,
                         num_val_per_class: int = 20, image_size: int = 32, seed: int = 0,
-                        clutter: float = 0.5) -> Dict:
+                        difficulty: str = 'hard') -> Dict:
     """Write the set under ``out_dir`` (skipped when an identical one is
-    there) and return its meta (also in ``meta.json``)."""
+    there) and return its meta (also in ``meta.json``). ``difficulty`` names
+    a :data:`DIFFICULTY` preset."""
     if image_size < 16:
         raise ValueError(f'image_size={image_size} is too small to draw a shape; use >= 16.')
+    if difficulty not in DIFFICULTY:
+        raise ValueError(f'difficulty={difficulty!r}: choose one of {sorted(DIFFICULTY)}.')
+    params = DIFFICULTY[difficulty]
     out_dir = str(out_dir)
     meta = dict(generator_version=GENERATOR_VERSION, classes=list(CLASSES), seed=seed,
-                image_size=image_size, clutter=clutter,
+                image_size=image_size, difficulty=difficulty,
+                params={k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
                 num_per_class=dict(train=num_train_per_class, val=num_val_per_class))
     meta_path = osp.join(out_dir, 'meta.json')
     if osp.exists(meta_path):
         with open(meta_path) as f:
             if json.load(f) == meta:
                 return meta
+    if osp.isdir(out_dir):  # a set of other settings: no stale images may stay
+        for split in ('train', 'val'):
+            shutil.rmtree(osp.join(out_dir, split), ignore_errors=True)
     for split_id, (split, count) in enumerate((('train', num_train_per_class),
                                                ('val', num_val_per_class))):
         for label, name in enumerate(CLASSES):
@@ -93,7 +117,7 @@ def generate_shapes_cls(out_dir: Union[str, os.PathLike], num_train_per_class: i
             os.makedirs(folder, exist_ok=True)
             for index in range(count):
                 rng = np.random.default_rng([seed, split_id, label, index])
-                Image.fromarray(render_object(name, image_size, rng, clutter)).save(
+                Image.fromarray(render_object(name, image_size, rng, **params)).save(
                     osp.join(folder, f'{index + 1:06d}.png'))
     with open(meta_path, 'w') as f:
         json.dump(meta, f, indent=1)
@@ -106,4 +130,4 @@ def classes() -> List[str]:
     return sorted(CLASSES)
 
 
-__all__ = ['CLASSES', 'GENERATOR_VERSION', 'classes', 'generate_shapes_cls', 'render_object']
+__all__ = ['CLASSES', 'DIFFICULTY', 'GENERATOR_VERSION', 'classes', 'generate_shapes_cls', 'render_object']

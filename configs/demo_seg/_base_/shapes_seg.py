@@ -1,8 +1,8 @@
 # The embedded shapes scenes' semantic maps (mmkd/demo/shapes.py: 0 background,
-# 1-6 the shapes, 255 ignore; generated into data/demo_seg/), mmseg's
-# BaseSegDataset and IoUMetric; 2 processes x 8 images, iteration-based.
+# 1-6 the shapes, 255 ignore), the detection demo's scenes in data/demo_easy/;
+# mmseg's BaseSegDataset and IoUMetric; 8 images per step, iteration-based.
 _base_ = 'mmseg::_base_/default_runtime.py'
-data_root = 'data/demo_seg/'
+data_root = 'data/demo_easy/'
 metainfo = dict(classes=('background', 'circle', 'square', 'triangle', 'star', 'cross', 'ring'))
 train_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
                   dict(type='RandomFlip', prob=0.5), dict(type='PackSegInputs')]
@@ -25,9 +25,10 @@ max_iters = 400
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# AdamW as in the detection and classification demos (from scratch, few steps)
 optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
-param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters,
+                     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
+param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters,
                         by_epoch=False)]
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

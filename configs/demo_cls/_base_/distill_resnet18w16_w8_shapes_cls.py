@@ -8,8 +8,8 @@ model = dict(
     student={{_base_.model}},
     teacher=dict(
         type='ImageClassifier',
-        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=32, base_channels=32),
+        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=16, base_channels=16),
         neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=12, in_channels=256)),
+        head=dict(type='LinearClsHead', num_classes=12, in_channels=128)),
     teacher_ckpt='work_dirs/demo_cls/teacher/teacher.pth',
     distill_losses=dict())
