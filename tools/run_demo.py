@@ -100,7 +100,8 @@ class TaskSpec:
 def _shapes_data(args, image_size: int, difficulty: str) -> Dict[str, object]:
     """Generate the shapes data and return cfg options pointing at it."""
     from mmkd.demo.shapes import DIFFICULTY, generate_shapes
-    info = generate_shapes(args.data, num_train=args.num_train, num_val=args.num_val,
+    info = generate_shapes(args.data, num_train=args.num_train or 500,
+                           num_val=args.num_val or 120,
                            image_size=image_size, **DIFFICULTY[difficulty])
     with open(info['meta_file']) as f:
         meta = json.load(f)
@@ -140,7 +141,8 @@ def _seg_data(args) -> Dict[str, object]:
     """The shapes scenes' semantic maps for mmseg: the detection demo's scenes
     (``easy`` preset, 128 px; the same files when ``--data`` is shared)."""
     from mmkd.demo.shapes import DIFFICULTY, generate_shapes
-    info = generate_shapes(args.data, num_train=args.num_train, num_val=args.num_val,
+    info = generate_shapes(args.data, num_train=args.num_train or 500,
+                           num_val=args.num_val or 120,
                            image_size=128, **DIFFICULTY['easy'])
     with open(info['meta_file']) as f:
         meta = json.load(f)
@@ -152,7 +154,8 @@ def _seg_data(args) -> Dict[str, object]:
 def _cls_data(args) -> Dict[str, object]:
     """The single-object shapes classification set (its generator's defaults)."""
     from mmkd.demo.shapes_cls import generate_shapes_cls
-    meta = generate_shapes_cls(args.data, num_train_per_class=400, num_val_per_class=50,
+    meta = generate_shapes_cls(args.data, num_train_per_class=args.num_train or 400,
+                               num_val_per_class=args.num_val or 50,
                                difficulty='easy')
     root = osp.abspath(args.data) + '/'
     return {'_data': meta,
@@ -674,8 +677,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'has reviewkd and dkd_reviewkd, cls eskd and pskd); baseline is always added')
     parser.add_argument('--teacher-iters', type=int)
     parser.add_argument('--student-iters', type=int)
-    parser.add_argument('--num-train', type=int, default=500)
-    parser.add_argument('--num-val', type=int, default=120)
+    parser.add_argument('--num-train', type=int,
+                        help='train scenes (det, seg: default 500) or images per class (cls: 400)')
+    parser.add_argument('--num-val', type=int,
+                        help='val scenes (det, seg: default 120) or images per class (cls: 50)')
     parser.add_argument('--workers', type=int, default=2,
                         help='runs trained at once, one thread each (default: 2 cores)')
     parser.add_argument('--force', action='store_true', help='retrain everything')

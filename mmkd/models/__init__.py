@@ -2,6 +2,7 @@
 from .backbones import MobileNetV1
 from .base_distiller import BaseDistiller, build_model, load_teacher_checkpoint
 from .classification_distiller import ClassificationDistiller
+from .default_init_conv import DefaultInitConv2d
 from .dense_distiller import DenseDistiller
 from .detection_distiller import DetectionDistiller
 from .reviewkd import ABF, ABFConnector
@@ -9,4 +10,4 @@ from .segmentation_distiller import SegmentationDistiller
 
 __all__ = ['BaseDistiller', 'DetectionDistiller', 'ABF', 'ABFConnector', 'build_model',
            'load_teacher_checkpoint', 'SegmentationDistiller', 'ClassificationDistiller',
-           'MobileNetV1', 'DenseDistiller']
+           'MobileNetV1', 'DenseDistiller', 'DefaultInitConv2d']

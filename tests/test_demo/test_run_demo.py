@@ -97,3 +97,33 @@ def test_bad_choices_fail_with_a_clear_message(tmp_path):
     demo.TASKS['x'] = pending
     with pytest.raises(SystemExit, match='--task x is not available yet: configs/demo_x/t.py'):
         demo.main(['--task', 'x', '--work-dir', str(tmp_path)])
+
+
+def test_schedule_hooks_follow_the_student_iterations():
+    demo = load_run_demo()
+    opts = demo.schedule_options('configs/demo_cls/eskd_resnet18w16_w8_shapes_cls.py', 60)
+    assert opts['custom_hooks.0.stop_iter'] == 20  # 200 of 600 -> 20 of 60
+    opts = demo.schedule_options('configs/demo_cls/pskd_resnet18w8_shapes_cls.py', 300)
+    assert opts['custom_hooks.0.interval'] == 75  # 150 of 600 -> 75 of 300
+    opts = demo.schedule_options('configs/demo_cls/dkd_resnet18w16_w8_shapes_cls.py', 1200)
+    assert opts['custom_hooks.0.warmup'] == 100  # an iteration warm-up scales too
+    assert opts['param_scheduler.T_max'] == 1200
+
+
+def test_tiny_classification_demo_with_the_schedule_rows(tmp_path):
+    """PS-KD needs no teacher; ESKD stops distilling at a third of the run."""
+    cmd = [sys.executable, 'tools/run_demo.py', '--task', 'cls', '--work-dir',
+           str(tmp_path / 'work'), '--data', str(tmp_path / 'data'), '--teacher-iters', '2',
+           '--student-iters', '6', '--num-train', '3', '--num-val', '2', '--seeds', '0',
+           '--methods', 'eskd', 'pskd']
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    work = tmp_path / 'work'
+    results = json.loads((work / 'results.json').read_text())
+    assert [row['name'] for row in results['table']] == ['teacher', 'baseline', 'pskd', 'eskd']
+    for row in results['table']:
+        assert 0.0 <= row['metric'][0] <= 100.0
+    pskd = (work / 'seed0' / 'pskd' / 'train.log').read_text()
+    assert 'PSKDHook: memory 36 x 12' in pskd and 'ClassificationDistiller' not in pskd
+    eskd = (work / 'seed0' / 'eskd' / 'train.log').read_text()
+    assert 'iteration 3 on' in eskd and 'distillation is off' in eskd

@@ -6,6 +6,6 @@ model = dict(
     _delete_=True,
     type='mmkd.SegmentationDistiller',
     student={{_base_.model}},
-    teacher='{{fileDirname}}/../teacher_deeplabv3_r18w32_shapes_seg.py',
+    teacher='{{fileDirname}}/../teacher_deeplabv3_r18w16_shapes_seg.py',
     teacher_ckpt='work_dirs/demo_seg/teacher/teacher.pth',
     distill_losses=dict())
