@@ -12,8 +12,11 @@ class DefaultInitConv2d(nn.Conv2d):
     Use as ``conv_cfg=dict(type='mmkd.DefaultInitConv2d')`` in a backbone or
     head built from ``ConvModule`` / ``build_conv_layer``. mmcv's
     ``ConvModule.init_weights`` leaves a conv that has its own ``init_weights``
-    alone, so the layer keeps PyTorch's default (Kaiming-uniform with
-    ``a=sqrt(5)``, fan_in) init.
+    alone, so the layer keeps the init it was built with, PyTorch's default
+    (Kaiming-uniform with ``a=sqrt(5)``, fan_in); called directly,
+    ``init_weights`` restores that default. An ``init_cfg`` of an enclosing
+    module that names ``Conv2d`` still applies (give the backbone an
+    equivalent one, as the segmentation demo does).
 
     Why it exists: the embedded segmentation demo trains narrow DeepLabV3
     models from scratch for a few hundred AdamW steps. With mmcv's He

@@ -17,14 +17,18 @@ def test_conv_module_keeps_the_default_init():
                       norm_cfg=dict(type='BN'))
     plain = ConvModule(64, 64, 3, padding=1, norm_cfg=dict(type='BN'))
     assert isinstance(ours.conv, DefaultInitConv2d)
-    ours.conv.weight.data.fill_(7.0)  # init_weights must overwrite this
-    ours.init_weights()
+    built = ours.conv.weight.detach().clone()
+    ours.init_weights()  # mmcv's ConvModule leaves a conv with its own init_weights alone
     plain.init_weights()
+    assert torch.equal(ours.conv.weight, built)
     bound = 1 / math.sqrt(64 * 9)  # kaiming_uniform(a=sqrt(5)) on fan_in = 576
     w = ours.conv.weight
     assert w.abs().max() <= bound + 1e-7 and w.std() > 0.8 * bound / math.sqrt(3)
     # mmcv's own init is He normal on fan_out: std sqrt(2 / 576) = 0.059, 2.4x ours
     assert plain.conv.weight.std() > 2 * w.std()
+    ours.conv.weight.data.fill_(7.0)  # the layer's own init_weights restores the default
+    ours.conv.init_weights()
+    assert ours.conv.weight.abs().max() <= bound + 1e-7
     out = ours(torch.randn(2, 64, 8, 8))
     assert out.shape == (2, 64, 8, 8)
 
