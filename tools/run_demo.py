@@ -134,7 +134,7 @@ DET = TaskSpec(
     default_methods=[BASELINE, 'kd', 'dkd', 'dist'],
     metric='coco/bbox_mAP', metric_name='bbox mAP', extra_metrics={'AP50': 'coco/bbox_mAP_50'},
     scale=100.0, make_data=lambda args: _shapes_data(args, 128, 'easy'),
-    analyze=_det_analysis, iters=(400, 150))
+    analyze=_det_analysis, iters=(600, 150))
 
 
 def _seg_data(args) -> Dict[str, object]:
