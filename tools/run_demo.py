@@ -152,7 +152,8 @@ def _seg_data(args) -> Dict[str, object]:
 
 
 def _cls_data(args) -> Dict[str, object]:
-    """The single-object shapes classification set (its generator's defaults)."""
+    """The single-object shapes classification set (``easy`` preset, 400 / 50
+    images per class unless ``--num-train`` / ``--num-val`` say otherwise)."""
     from mmkd.demo.shapes_cls import generate_shapes_cls
     meta = generate_shapes_cls(args.data, num_train_per_class=args.num_train or 400,
                                num_val_per_class=args.num_val or 50,
@@ -179,8 +180,8 @@ def _task_from_configs(name: str, title: str, config_dir: str, metric: str, metr
             students[method] = first(f'{method}_*.py')
     return TaskSpec(name=name, title=title, config_dir=config_dir,
                     teacher=first('teacher_*.py'), students=students,
-                    default_methods=[BASELINE, 'kd', 'dkd', 'dist'], metric=metric, metric_name=metric_name,
-                    make_data=make_data, iters=(None, None))
+                    default_methods=[BASELINE, 'kd', 'dkd', 'dist'], metric=metric,
+                    metric_name=metric_name, make_data=make_data, iters=(None, None))
 
 
 SCOPES = {'det': 'mmdet', 'seg': 'mmseg', 'cls': 'mmpretrain'}
@@ -674,7 +675,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='student seeds (the teacher is trained once, with seed 0)')
     parser.add_argument('--methods', nargs='+',
                         help='students to train (default: the task\'s default set; det also '
-                        'has reviewkd and dkd_reviewkd, cls eskd and pskd); baseline is always added')
+                        'has reviewkd and dkd_reviewkd, cls eskd and pskd); baseline is always '
+                        'added')
     parser.add_argument('--teacher-iters', type=int)
     parser.add_argument('--student-iters', type=int)
     parser.add_argument('--num-train', type=int,

@@ -11,8 +11,10 @@ DIST to pass on.
 
 Each image is one shape at a random scale, rotation, slight squash, colour
 (solid, shaded or striped fill) and position on the scenes' textured
-background, with mild blur and pixel noise. Every image is drawn from its own
-generator seeded with ``(seed, split, index)``.
+background, with mild blur and pixel noise (the ``hard`` preset, the default;
+``easy``, what the classification demo uses, drops the texture, striped and
+shaded fills, noise and blur: :data:`DIFFICULTY`). Every image is drawn from
+its own generator seeded with ``(seed, split, index)``.
 
 Layout of :func:`generate_shapes_cls` (``out_dir``), what mmpretrain's
 ``CustomDataset(data_root=out_dir, data_prefix='train')`` reads::
@@ -23,8 +25,8 @@ Layout of :func:`generate_shapes_cls` (``out_dir``), what mmpretrain's
 """
 import json
 import os
-import shutil
 import os.path as osp
+import shutil
 from typing import Dict, List, Tuple, Union
 
 import numpy as np
@@ -130,4 +132,5 @@ def classes() -> List[str]:
     return sorted(CLASSES)
 
 
-__all__ = ['CLASSES', 'DIFFICULTY', 'GENERATOR_VERSION', 'classes', 'generate_shapes_cls', 'render_object']
+__all__ = ['CLASSES', 'DIFFICULTY', 'GENERATOR_VERSION', 'classes', 'generate_shapes_cls',
+           'render_object']
