@@ -16,8 +16,8 @@ model = dict(
     backbone=dict(depth=18, norm_eval=False, frozen_stages=-1, conv_cfg=conv,
                   zero_init_residual=False,
                   init_cfg=dict(_delete_=True, type='Kaiming', layer='Conv2d', a=5**0.5,
-                                mode='fan_in',
-                                nonlinearity='leaky_relu', distribution='uniform')),
+                                mode='fan_in', nonlinearity='leaky_relu',
+                                distribution='uniform')),
     neck=dict(
         in_channels=[64, 128, 256, 512], out_channels=def_channels, norm_cfg=dict(type='BN'),
         conv_cfg=conv, init_cfg=None),
