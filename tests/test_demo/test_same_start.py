@@ -33,7 +33,8 @@ class Record(Hook):
         self.batches = []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        self.batches.append([(s.img_path, s.flip) for s in data_batch['data_samples']])
+        self.batches.append([(s.img_path, s.metainfo.get('flip'))
+                             for s in data_batch['data_samples']])
 
 
 def run(config, seed, data_root, work_dir):
@@ -44,14 +45,14 @@ def run(config, seed, data_root, work_dir):
     cfg.merge_from_dict({'randomness.seed': seed, 'train_dataloader.sampler.seed': seed,
                          'train_dataloader.dataset.data_root': data_root,
                          'train_dataloader.batch_size': 4, 'train_cfg.max_iters': 2,
-                         'default_hooks.checkpoint.interval': 100,
+                         'train_cfg.val_interval': 100, 'default_hooks.checkpoint.interval': 100,
                          'default_hooks.checkpoint.save_last': False})
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     if 'teacher' in cfg.model:
         cfg.model.teacher_ckpt = None  # a trained teacher would not change the student
     cfg.work_dir = str(work_dir)
-    cfg.experiment_name = f'same_start_{osp.basename(work_dir)}'
+    cfg.experiment_name = f'same_start_{osp.basename(str(work_dir))}'
     cfg.visualizer.name = cfg.experiment_name
     cfg.log_level = 'WARNING'
     runner = Runner.from_cfg(cfg)
