@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmkd.registry import MODELS
-from .det_utils import det_batch, mmdet_model, tiny_faster_rcnn
+from tests.helpers.det import det_batch, mmdet_model, tiny_faster_rcnn
 
 DOC = osp.join(osp.dirname(__file__), '..', 'docs', 'errors.md')
 DKD = dict(loss_dkd=dict(type='mmkd.DKDLoss', alpha=1.0, beta=0.25, tau=1.0))
@@ -111,7 +111,7 @@ def row_key_clash(tmp_path):
 def row_untrusted_checkpoint(tmp_path, monkeypatch=None):
     import os
     os.environ.pop('MMKD_TRUST_CHECKPOINTS', None)
-    from .test_engine.test_checkpoint import crafted_checkpoint
+    from tests.helpers.checkpoints import crafted_checkpoint
     det(teacher_ckpt=crafted_checkpoint(tmp_path / 'evil.pth', tmp_path / 'marker'))
 
 

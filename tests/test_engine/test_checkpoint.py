@@ -9,22 +9,7 @@ import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmkd.engine.checkpoint import TRUST_ENV, UntrustedCheckpointError
-
-
-class _WritesAFile:
-    """Unpickling this runs ``exec``: it writes ``marker``."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return exec, (f'open({self.marker!r}, "w").write("pwned")', )
-
-
-def crafted_checkpoint(path, marker, state_dict=None) -> str:
-    torch.save({'state_dict': state_dict or {'w': torch.zeros(1)},
-                'meta': {'note': _WritesAFile(str(marker))}}, str(path))
-    return str(path)
+from tests.helpers.checkpoints import crafted_checkpoint
 
 
 @pytest.fixture
@@ -69,7 +54,7 @@ def test_mmengine_checkpoint_needs_the_allow_list_and_resumes_with_it(tmp_path, 
 
 def test_crafted_teacher_checkpoint_is_refused_and_runs_nothing(tmp_path, no_trust):
     from mmkd.registry import MODELS
-    from ..det_utils import tiny_faster_rcnn
+    from tests.helpers.det import tiny_faster_rcnn
     marker = tmp_path / 'pwned'
     path = crafted_checkpoint(tmp_path / 'teacher.pth', marker)
     with pytest.raises(UntrustedCheckpointError, match=r'builtins\.exec(.|\n)*' + TRUST_ENV):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mmkd.engine.hooks import DistillWarmupHook
-from ..det_utils import det_batch
-from .runner_utils import Recorder, det_dataset, det_distiller, loader, make_runner
+from tests.helpers.det import det_batch
+from tests.helpers.runner import Recorder, det_dataset, det_distiller, loader, make_runner
 
 
 def test_factors_by_epoch_follow_mdistiller():

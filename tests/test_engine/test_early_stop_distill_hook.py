@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mmkd.engine.hooks import EarlyStopDistillHook
-from ..det_utils import det_batch
-from .runner_utils import (CallCounter, Recorder, det_dataset, det_distiller, loader,
+from tests.helpers.det import det_batch
+from tests.helpers.runner import (CallCounter, Recorder, det_dataset, det_distiller, loader,
                            make_runner)
 
 

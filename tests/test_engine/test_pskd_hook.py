@@ -10,7 +10,7 @@ from mmengine.dataset import BaseDataset, ConcatDataset, RepeatDataset
 from mmkd.engine.checkpoint import load_checkpoint_file
 from mmkd.engine.hooks import PSKDHook, pskd_alpha, pskd_targets
 from mmkd.engine.prediction_memory import memory_rows, sample_indices
-from .runner_utils import Recorder, cls_dataset, loader, make_runner, tiny_classifier
+from tests.helpers.runner import Recorder, cls_dataset, loader, make_runner, tiny_classifier
 
 
 def test_alpha_schedule_uses_the_official_indexing():

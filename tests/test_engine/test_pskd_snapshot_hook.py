@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmkd.engine.checkpoint import load_checkpoint_file
 from mmkd.engine.hooks import PSKDSnapshotHook, pskd_alpha
 from mmkd.losses import KDLoss
-from .runner_utils import (CallCounter, Recorder, det_dataset, det_distiller, loader,
+from tests.helpers.runner import (CallCounter, Recorder, det_dataset, det_distiller, loader,
                            make_runner)
 
 
@@ -101,7 +101,7 @@ def test_bad_distillers_are_refused(tmp_path):
     with pytest.raises(ValueError, match="KDLoss', tau=1.0"):
         make_runner(tmp_path, dkd, data, [PSKDSnapshotHook()], train_cfg).train()
     from mmkd.models import DetectionDistiller
-    from ..det_utils import tiny_faster_rcnn
+    from tests.helpers.det import tiny_faster_rcnn
     wider = DetectionDistiller(student=tiny_faster_rcnn(), teacher=tiny_faster_rcnn(channels=48),
                                distill_losses=dict(loss_kd=dict(type='mmkd.KDLoss')))
     with pytest.raises(ValueError, match='teacher as the student'):

@@ -7,20 +7,20 @@ import torch
 
 from mmkd.engine.hooks import PSKDSnapshotHook
 from mmkd.registry import MODELS
-from .runner_utils import CallCounter
+from tests.helpers.runner import CallCounter
 
 KD = dict(loss_kd=dict(type='mmkd.KDLoss', tau=1.0))
 
 
 def detection():
-    from ..det_utils import det_batch, tiny_faster_rcnn
+    from tests.helpers.det import det_batch, tiny_faster_rcnn
     model = MODELS.build(dict(type='mmkd.DetectionDistiller', student=tiny_faster_rcnn(),
                               teacher=tiny_faster_rcnn(), distill_losses=KD))
     return model, det_batch(model), 'loss_cls', 'loss_cls'
 
 
 def segmentation():
-    from ..seg_utils import seg_batch, tiny_segmentor
+    from tests.helpers.seg import seg_batch, tiny_segmentor
     model = MODELS.build(dict(
         type='mmkd.SegmentationDistiller', student=tiny_segmentor(), teacher=tiny_segmentor(),
         distill_losses=KD,
@@ -29,7 +29,7 @@ def segmentation():
 
 
 def classification():
-    from ..cls_utils import cls_batch, tiny_resnet
+    from tests.helpers.cls import cls_batch, tiny_resnet
     model = MODELS.build(dict(type='mmkd.ClassificationDistiller', student=tiny_resnet(),
                               teacher=tiny_resnet(), distill_losses=KD))
     # the distiller logs mmpretrain's "loss" as loss_cls, with and without the teacher

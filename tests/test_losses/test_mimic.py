@@ -10,8 +10,7 @@ from torch import nn
 from mmkd.losses import FPNMimicLoss
 from mmkd.models.base_distiller import student_state_dict
 from mmkd.registry import MODELS
-from ..det_utils import det_batch, tiny_faster_rcnn
-from ..test_models.test_dense_distiller import SIGMOID_LOSSES, tiny
+from tests.helpers.det import SIGMOID_LOSSES, det_batch, tiny, tiny_faster_rcnn
 
 
 def test_equal_channels_is_plain_mse_summed_over_levels_without_parameters():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmkd.registry import MODELS
-from ..det_utils import det_batch, mmdet_model, tiny_faster_rcnn
+from tests.helpers.det import det_batch, mmdet_model, tiny_faster_rcnn
 
 LOSSES = dict(loss_kd=dict(type='mmkd.KDLoss', tau=1.0),
               loss_dkd=dict(type='mmkd.DKDLoss', alpha=1.0, beta=0.25, tau=1.0))

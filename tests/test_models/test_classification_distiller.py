@@ -11,7 +11,7 @@ from mmkd.losses.hcl import hcl_level
 from mmkd.models.base_distiller import build_model
 from mmkd.models.classification_distiller import ClassificationDistiller, dkd_target
 from mmkd.registry import MODELS
-from tests.cls_utils import cls_batch, tiny_resnet
+from tests.helpers.cls import cls_batch, tiny_resnet
 
 LOSSES = dict(
     loss_kd=dict(type='mmkd.KDLoss', tau=2.0),
@@ -195,7 +195,7 @@ def test_bad_setups_raise_before_training():
         distiller(teacher=tiny_resnet(num_classes=7))
     with pytest.raises(ValueError, match='data_preprocessor differ'):
         distiller(teacher=tiny_resnet(mean=[0., 0., 0.]))
-    from tests.det_utils import tiny_faster_rcnn
+    from tests.helpers.det import tiny_faster_rcnn
     detector = build_model(tiny_faster_rcnn(num_classes=5), 'mmdet')
     with pytest.raises(TypeError, match='student is a FasterRCNN; supported are mmpretrain '
                                         'ImageClassifier'):

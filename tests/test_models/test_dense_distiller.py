@@ -1,6 +1,5 @@
 """DenseDistiller: single-stage detectors' per-prior logits (RetinaNet, FCOS)."""
 import copy
-import functools
 from types import SimpleNamespace
 
 import pytest
@@ -8,31 +7,7 @@ import torch
 
 from mmkd.models.dense_distiller import prior_logits
 from mmkd.registry import MODELS
-from ..det_utils import det_batch, mmdet_model, tiny_faster_rcnn
-
-SIGMOID_LOSSES = dict(loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True),
-                      loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))
-
-
-@functools.lru_cache()
-def _tiny(family: str, channels: int) -> dict:
-    if family == 'retinanet':
-        cfg = mmdet_model('retinanet/retinanet_r18_fpn_1x_coco.py')
-    else:
-        cfg = mmdet_model('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
-        cfg.backbone.update(depth=18)
-        cfg.neck.in_channels = [64, 128, 256, 512]
-    cfg.backbone.update(init_cfg=None, norm_eval=False)
-    cfg.neck.out_channels = channels
-    cfg.bbox_head.update(in_channels=channels, feat_channels=channels, stacked_convs=1,
-                         num_classes=3)
-    return cfg.to_dict()
-
-
-def tiny(family: str = 'retinanet', channels: int = 32, **head) -> dict:
-    cfg = copy.deepcopy(_tiny(family, channels))
-    cfg['bbox_head'].update(head)
-    return cfg
+from tests.helpers.det import SIGMOID_LOSSES, det_batch, tiny, tiny_faster_rcnn
 
 
 def build(student=None, teacher=None, **kwargs):

@@ -5,7 +5,7 @@ import torch
 
 from mmkd.models.detection_distiller import build_detector
 from mmkd.registry import MODELS
-from ..det_utils import det_batch, mmdet_model, tiny_faster_rcnn
+from tests.helpers.det import det_batch, mmdet_model, tiny_faster_rcnn
 
 LOSSES = dict(
     loss_kd=dict(type='mmkd.KDLoss', tau=1.0),

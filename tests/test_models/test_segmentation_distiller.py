@@ -5,7 +5,7 @@ import torch
 
 from mmkd.models.base_distiller import build_model
 from mmkd.registry import MODELS
-from ..seg_utils import PSPNET, seg_batch, tiny_segmentor
+from tests.helpers.seg import PSPNET, seg_batch, tiny_segmentor
 
 LOSSES = dict(
     loss_kd=dict(type='mmkd.KDLoss', tau=1.0),

@@ -7,8 +7,9 @@ import torch
 from mmengine.config import Config
 
 from mmkd.registry import MODELS
+from tests.helpers import REPO
 
-ROOT = osp.join(osp.dirname(__file__), '..', 'configs', 'dist')
+ROOT = osp.join(REPO, 'configs', 'dist')
 ZOO = 'https://download.openmmlab.com/mmdetection/v2.0/'
 CONFIGS = {
     'faster_rcnn_x101_cascade_r50_coco.py': ('mmkd.DetectionDistiller', False),

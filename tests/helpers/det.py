@@ -1,5 +1,7 @@
-"""Tiny mmdet two-stage detectors and batches for CPU tests."""
+"""Tiny mmdet detectors (two-stage Faster R-CNN, single-stage RetinaNet /
+FCOS) and batches for CPU tests."""
 import copy
+import functools
 
 import torch
 
@@ -33,3 +35,31 @@ def det_batch(model, batch_size: int = 2, size: int = 64, num_classes: int = 3, 
                             num_classes=num_classes)
     data = model.data_preprocessor(packed, True)
     return data['inputs'], data['data_samples']
+
+
+#: Per-prior sigmoid distillation losses for the single-stage detectors.
+SIGMOID_LOSSES = dict(loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True),
+                      loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))
+
+
+@functools.lru_cache()
+def _tiny(family: str, channels: int) -> dict:
+    if family == 'retinanet':
+        cfg = mmdet_model('retinanet/retinanet_r18_fpn_1x_coco.py')
+    else:
+        cfg = mmdet_model('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
+        cfg.backbone.update(depth=18)
+        cfg.neck.in_channels = [64, 128, 256, 512]
+    cfg.backbone.update(init_cfg=None, norm_eval=False)
+    cfg.neck.out_channels = channels
+    cfg.bbox_head.update(in_channels=channels, feat_channels=channels, stacked_convs=1,
+                         num_classes=3)
+    return cfg.to_dict()
+
+
+def tiny(family: str = 'retinanet', channels: int = 32, **head) -> dict:
+    """A narrow single-stage detector config (``'retinanet'`` or ``'fcos'``)
+    with 3 classes; ``head`` updates its ``bbox_head``."""
+    cfg = copy.deepcopy(_tiny(family, channels))
+    cfg['bbox_head'].update(head)
+    return cfg

@@ -6,8 +6,9 @@ import pytest
 from mmengine.config import Config
 
 from mmkd.registry import HOOKS
+from tests.helpers import REPO
 
-ROOT = osp.join(osp.dirname(__file__), '..', 'configs')
+ROOT = osp.join(REPO, 'configs')
 
 
 def load(name):
@@ -87,7 +88,7 @@ def test_classification_configs_build(name):
 def test_early_teacher_checkpoint_recipe_keeps_the_early_file(tmp_path):
     """The teacher config's extra CheckpointHook, run for 3 tiny epochs with
     the early copy at epoch 2 and the default hook keeping 1 checkpoint."""
-    from tests.test_engine.runner_utils import cls_dataset, loader, make_runner, tiny_classifier
+    from tests.helpers.runner import cls_dataset, loader, make_runner, tiny_classifier
     early = dict(hooks_of(load('eskd/resnet34_imagenet_teacher.py'), 'CheckpointHook'))
     early['save_begin'] = 2
     runner = make_runner(tmp_path, tiny_classifier(use_soft=False), loader(cls_dataset(4)), [early],

@@ -7,8 +7,9 @@ import torch
 from mmengine.config import Config
 
 from mmkd.registry import HOOKS, MODELS
+from tests.helpers import REPO
 
-ROOT = osp.join(osp.dirname(__file__), '..', 'configs')
+ROOT = osp.join(REPO, 'configs')
 IMAGENET = sorted(p for method in ('kd', 'dkd', 'dist', 'reviewkd')
                   for p in glob.glob(osp.join(ROOT, method, '*_imagenet.py')))
 ZOO = 'https://download.openmmlab.com/mmclassification/v0/resnet/'

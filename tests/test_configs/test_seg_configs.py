@@ -9,9 +9,10 @@ from mmengine.config import Config
 
 from mmkd.models.base_distiller import build_model
 from mmkd.registry import MODELS
+from tests.helpers import REPO
 
-ROOT = osp.join(osp.dirname(__file__), '..', 'configs')
-# PS-KD self-distils (no teacher checkpoint): tests/test_schedule_configs.py
+ROOT = osp.join(REPO, 'configs')
+# PS-KD self-distils (no teacher checkpoint): test_schedule_configs.py
 CITYSCAPES = sorted(p for p in glob.glob(osp.join(ROOT, '*', '*_cityscapes.py'))
                     if '_base_' not in p and osp.join('configs', 'pskd') not in p)
 TEACHER_URL = ('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'

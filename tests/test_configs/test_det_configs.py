@@ -7,12 +7,13 @@ import torch
 from mmengine.config import Config
 
 from mmkd.registry import MODELS
+from tests.helpers import REPO
 
-ROOT = osp.join(osp.dirname(__file__), '..', 'configs')
-# PS-KD self-distils (no teacher checkpoint): tests/test_schedule_configs.py
+ROOT = osp.join(REPO, 'configs')
+# PS-KD self-distils (no teacher checkpoint): test_schedule_configs.py
 COCO = sorted(p for p in glob.glob(osp.join(ROOT, '*', 'faster_rcnn_*_coco.py'))
               if '_base_' not in p and osp.join('configs', 'pskd') not in p
-              and 'cascade' not in p)  # DIST's cascade pairs: tests/test_dist_det_configs.py
+              and 'cascade' not in p)  # DIST's cascade pairs: test_dist_det_configs.py
 
 
 def test_all_issue_configs_exist():

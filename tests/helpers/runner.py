@@ -6,7 +6,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from torch.utils.data import DataLoader, Dataset
 
-from ..det_utils import tiny_faster_rcnn
+from tests.helpers.det import tiny_faster_rcnn
 
 _names = itertools.count()
 
