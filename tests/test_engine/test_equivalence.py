@@ -22,8 +22,8 @@ import textwrap
 import pytest
 import torch
 
-from ..test_tools.test_classification_e2e import draw_images, plain_mmpretrain_config
-from ..test_tools.test_detection_e2e import REPO, free_port
+from tests.helpers import REPO
+from tests.helpers.projects import draw_images, free_port, plain_mmpretrain_config
 
 KILLER = '''
 import os, signal

@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from ..test_tools.test_detection_e2e import distill_config, plain_mmdet_config
+from tests.helpers.projects import det_distill_config as distill_config
+from tests.helpers.projects import plain_mmdet_config
 
 
 @pytest.fixture(scope='module')
