@@ -51,10 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.time()
-    scene = dict(DIFFICULTY[args.difficulty])
-    for key in ('min_objects', 'max_objects', 'clutter'):
-        if getattr(args, key) is not None:
-            scene[key] = getattr(args, key)
     res = generate_shapes(
         args.out,
         num_train=args.num_train,
@@ -62,7 +58,10 @@ def main(argv=None) -> None:
         image_size=args.size,
         seed=args.seed,
         force=args.force,
-        **scene)
+        difficulty=args.difficulty,
+        min_objects=args.min_objects,
+        max_objects=args.max_objects,
+        clutter=args.clutter)
     verb = 'generated' if res['generated'] else 'up to date, kept'
     print(f'shapes dataset {verb}: {res["out_dir"]} '
           f'({time.time() - start:.1f} s)')

@@ -32,8 +32,9 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .shapes import (CLASSES as SHAPES, _background, _clip, _composite, _distractor_prims, _fill,
-                     _pick_color, _rasterize, _regular, _shape_prims, _transform)
+from .draw import (background, clip, composite, distractor_prims, fill, pick_color, rasterize,
+                   regular, shape_prims, transform)
+from .scenes import CLASSES as SHAPES
 
 #: class names, in label order (mmpretrain sorts folder names; see ``classes``)
 CLASSES: Tuple[str, ...] = SHAPES + ('ellipse', 'rectangle', 'arc', 'blob', 'pentagon',
@@ -45,12 +46,12 @@ _LOOKALIKE = {'ellipse': 'ellipse', 'rectangle': 'rect', 'arc': 'arc', 'blob': '
 
 def _prims(name: str, cx: float, cy: float, r: float, size: int, rng: np.random.Generator):
     if name in SHAPES:
-        return _shape_prims(name, cx, cy, r, rng)
+        return shape_prims(name, cx, cy, r, rng)
     if name in _LOOKALIKE:
-        return _distractor_prims(_LOOKALIKE[name], cx, cy, r, size, rng)
+        return distractor_prims(_LOOKALIKE[name], cx, cy, r, size, rng)
     sides = {'pentagon': 5, 'hexagon': 6}[name]
-    return [('poly', _transform(_regular(sides, phase=rng.uniform(0, 2 * np.pi)), cx, cy, r,
-                                0.0, rng.uniform(0.9, 1.1)), 255)]
+    return [('poly', transform(regular(sides, phase=rng.uniform(0, 2 * np.pi)), cx, cy, r,
+                               0.0, rng.uniform(0.9, 1.1)), 255)]
 
 
 #: Presets for :func:`generate_shapes_cls` / :func:`render_object`. ``hard``
@@ -70,16 +71,16 @@ def render_object(name: str, size: int, rng: np.random.Generator, clutter: float
                   noise: float = 6.0, blur_prob: float = 0.5) -> np.ndarray:
     """One ``size`` x ``size`` RGB image (uint8) of the class ``name``; the
     keywords are :data:`DIFFICULTY`'s (``hard`` by default)."""
-    img = _background(rng, size, clutter)
+    img = background(rng, size, clutter)
     r = rng.uniform(*radius) * size
     cx, cy = rng.uniform(0.5 * r + 1, size - 0.5 * r - 1, 2)
-    alpha, x0, y0 = _rasterize(_prims(name, cx, cy, r, size, rng))
-    sl = _clip(x0, y0, *alpha.shape, size)
+    alpha, x0, y0 = rasterize(_prims(name, cx, cy, r, size, rng))
+    sl = clip(x0, y0, *alpha.shape, size)
     if sl is not None:
         under = img[sl[0]].reshape(-1, 3).mean(0)
-        color = _pick_color(rng, rng.uniform(0, 255, 3), under)
-        layer = _fill(rng, color, x0, y0, *alpha.shape, cx, cy, r, pattern_prob=pattern_prob)
-        _composite(img, alpha, layer, sl)
+        color = pick_color(rng, rng.uniform(0, 255, 3), under)
+        layer = fill(rng, color, x0, y0, *alpha.shape, cx, cy, r, pattern_prob=pattern_prob)
+        composite(img, alpha, layer, sl)
     if noise > 0:
         img = img + rng.uniform(0, noise) * rng.standard_normal(img.shape)
     out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
@@ -92,8 +93,21 @@ def generate_shapes_cls(out_dir: Union[str, os.PathLike], num_train_per_class: i
                         num_val_per_class: int = 20, image_size: int = 32, seed: int = 0,
                         difficulty: str = 'hard') -> Dict:
     """Write the set under ``out_dir`` (skipped when an identical one is
-    there) and return its meta (also in ``meta.json``). ``difficulty`` names
-    a :data:`DIFFICULTY` preset."""
+    there) and return its meta (also in ``meta.json``).
+
+    Args:
+        out_dir: Dataset root, created if needed.
+        num_train_per_class: Training images per class.
+        num_val_per_class: Validation images per class.
+        image_size: Side of the square images in pixels (>= 16).
+        seed: Seed; same seed, same bytes.
+        difficulty: Name of a :data:`DIFFICULTY` preset (``'hard'``, the
+            default, or ``'easy'``), as :func:`mmkd.demo.shapes.generate_shapes`
+            takes it.
+
+    Returns:
+        The set's meta: classes, seed, sizes, preset and generator version.
+    """
     if image_size < 16:
         raise ValueError(f'image_size={image_size} is too small to draw a shape; use >= 16.')
     if difficulty not in DIFFICULTY:
