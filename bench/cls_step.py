@@ -62,7 +62,7 @@ def make_steps(batch: int, size: int):
         optimizer.step()
 
     def teacher_forward():
-        distiller.teacher_forward(inputs)
+        distiller.run_teacher(inputs, {})
 
     return dict(student=lambda: train_step(distiller.student), teacher=teacher_forward,
                 distilled=lambda: train_step(distiller))

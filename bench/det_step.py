@@ -139,10 +139,8 @@ def make_steps(size: int, model: str = 'faster_rcnn'):
         sum(v for k, v in losses.items() if 'loss' in k and torch.is_tensor(v)).backward()
         optimizer.step()
 
-    def teacher_forward():
-        with torch.no_grad():
-            feats = teacher.extract_feat(inputs)
-            teacher.roi_head._bbox_forward(feats, rois)
+    def teacher_forward():  # what the distiller runs: the teacher on the student's RoIs
+        distiller.run_teacher(inputs, dict(rois=rois))
 
     return dict(student=lambda: train_step(student), teacher=teacher_forward,
                 distilled=lambda: train_step(distiller))

@@ -10,14 +10,16 @@ from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import torch
+from mmdet.structures.bbox import bbox2roi
 from torch import nn
+
+from mmkd.hosts.mmdet import roi_cls_logits
 
 
 @torch.no_grad()
 def gt_roi_logits(teacher: nn.Module, student: nn.Module, batches: Iterable[dict],
                   data_preprocessor: nn.Module, max_boxes: int = 20000) -> Tuple[np.ndarray, np.ndarray]:
     """RoI classification logits of both detectors on ground-truth boxes."""
-    from mmdet.structures.bbox import bbox2roi
     teacher.eval()
     student.eval()
     t_rows, s_rows, count = [], [], 0
@@ -30,7 +32,7 @@ def gt_roi_logits(teacher: nn.Module, student: nn.Module, batches: Iterable[dict
         rois = bbox2roi(boxes)
         for model, rows in ((teacher, t_rows), (student, s_rows)):
             feats = model.extract_feat(data['inputs'])
-            rows.append(model.roi_head._bbox_forward(feats, rois)['cls_score'].float().cpu())
+            rows.append(roi_cls_logits(model.roi_head, feats, rois).float().cpu())
         count += len(rois)
         if count >= max_boxes:
             break

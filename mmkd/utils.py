@@ -6,6 +6,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from mmkd.checkpoint import trust_checkpoints
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """The flags train.py and test.py share with mmdet's tools."""
@@ -30,8 +32,7 @@ def load_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     # The explicit opt-in for checkpoints that need more than mmkd's
-    # allow-list to unpickle (mmkd/engine/checkpoint.py).
-    from mmkd.engine.checkpoint import trust_checkpoints
+    # allow-list to unpickle (mmkd/checkpoint.py).
     trust_checkpoints(cfg.get('trust_checkpoints', None))
     return cfg
 

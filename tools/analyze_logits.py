@@ -18,9 +18,9 @@ import numpy as np  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
 import mmkd  # noqa: E402,F401
+from mmkd.hosts.mmengine import read_checkpoint  # noqa: E402
 from mmkd.analysis import correlation_difference, gt_roi_logits, plot_difference  # noqa: E402
 from mmkd.models.base_distiller import load_teacher_checkpoint, student_state_dict  # noqa: E402,E501
 from mmkd.models.detection_distiller import build_detector  # noqa: E402
@@ -45,7 +45,7 @@ def main():
     DefaultScope.get_instance('analyze_logits', scope_name=cfg.get('default_scope', 'mmdet'))
     student = build_detector(cfg.model.student)
     teacher = build_detector(cfg.model.teacher)
-    state = _load_checkpoint(args.student_ckpt, map_location='cpu')
+    state = read_checkpoint(args.student_ckpt)
     student.load_state_dict(student_state_dict(state.get('state_dict', state)), strict=True)
     teacher_ckpt = args.teacher_ckpt or cfg.model.get('teacher_ckpt')
     if not teacher_ckpt:

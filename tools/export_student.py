@@ -16,9 +16,9 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
-from mmengine.runner.checkpoint import _load_checkpoint  # noqa: E402
 
 import mmkd  # noqa: E402,F401  (mmkd's loader reads mmengine checkpoints under torch>=2.6)
+from mmkd.hosts.mmengine import read_checkpoint  # noqa: E402
 from mmkd.models.base_distiller import student_state_dict  # noqa: E402
 
 def distiller_student(checkpoint: dict) -> dict:
@@ -56,7 +56,7 @@ def main():
     parser.add_argument('out', help='output .pth of the student')
     args = parser.parse_args()
 
-    checkpoint = _load_checkpoint(args.checkpoint, map_location='cpu')
+    checkpoint = read_checkpoint(args.checkpoint)
     state_dict = distiller_student(checkpoint)
     meta = dict(checkpoint.get('meta', {}))
     meta = {k: v for k, v in meta.items() if k in ('epoch', 'iter', 'dataset_meta', 'seed',

@@ -5,6 +5,8 @@
 # reaches both models through the distiller.
 _base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')
 
 model = dict(
     _delete_=True,

@@ -3,6 +3,8 @@
 # as its model; pair configs change the student and the teacher checkpoint.
 _base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')
 
 model = dict(
     _delete_=True,

@@ -3,6 +3,8 @@
 # backbones, the teacher checkpoint and the distillation losses.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')
 
 model = dict(
     _delete_=True,

@@ -5,6 +5,8 @@
 # Method configs add distill_losses (decode head) and aux_distill_losses.
 _base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')
 
 model = dict(
     _delete_=True,

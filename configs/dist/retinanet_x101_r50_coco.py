@@ -5,6 +5,8 @@
 # batch; the teacher runs backbone + neck + head forward only.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')
 
 model = dict(
     _delete_=True,

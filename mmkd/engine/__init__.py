@@ -1,7 +1,8 @@
 """Training hooks and mmengine integration."""
+from mmkd.checkpoint import (ALLOWED_GLOBALS, UntrustedCheckpointError, load_checkpoint_file,
+                             load_local_checkpoint, trust_checkpoints)
 from . import hooks  # noqa: F401  (registers mmkd's hooks)
-from .checkpoint import (ALLOWED_GLOBALS, UntrustedCheckpointError, load_checkpoint_file,
-                         load_local_checkpoint, trust_checkpoints)
+from .log_processor import DistillLogProcessor
 
-__all__ = ['ALLOWED_GLOBALS', 'UntrustedCheckpointError', 'load_checkpoint_file',
+__all__ = ['DistillLogProcessor', 'ALLOWED_GLOBALS', 'UntrustedCheckpointError', 'load_checkpoint_file',
            'load_local_checkpoint', 'trust_checkpoints']

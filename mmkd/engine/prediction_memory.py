@@ -25,9 +25,11 @@ from typing import Optional
 
 import numpy as np
 import torch
+from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
 from mmengine.dist import (all_gather, all_gather_object, barrier, broadcast_object_list,
                            get_rank, get_world_size)
 from torch import Tensor
+from torch.utils.data import ConcatDataset as TorchConcat
 
 DTYPES = {'float16': (torch.float16, np.float16), 'float32': (torch.float32, np.float32)}
 
@@ -164,8 +166,6 @@ def memory_rows(dataset) -> int:
     keep that numbering, so their inner dataset's length counts.
     ``ConcatDataset`` numbers each part from 0, so two images share a key.
     """
-    from mmengine.dataset import ClassBalancedDataset, ConcatDataset, RepeatDataset
-    from torch.utils.data import ConcatDataset as TorchConcat
     while True:
         if isinstance(dataset, (ConcatDataset, TorchConcat)) or hasattr(dataset, 'datasets'):
             raise ValueError(

@@ -10,175 +10,48 @@ The teacher is an ordinary submodule (so ``.to()``/``.cuda()`` move it), but:
 - it is not in :meth:`state_dict`: checkpoints hold the student and the
   connectors, and a resumed run reloads the teacher from ``teacher_ckpt``;
 - :meth:`init_weights` never touches it (the runner calls ``init_weights``
-  after building, which would otherwise re-initialise the loaded teacher).
+  after building, which would otherwise re-initialise the loaded teacher);
+- it runs only in :meth:`BaseDistiller.run_teacher` (no_grad, eval mode).
 
-The student is built first and everything else (teacher, connectors) under a
-forked RNG, so a distilled student starts from exactly the weights the plain
-student gets with the same seed.
+The student is built first and everything else (teacher, connectors, a
+task's extra losses) under a forked RNG, so a distilled student starts from
+exactly the weights the plain student gets with the same seed.
 
-A task distiller implements :meth:`BaseDistiller.distill_losses_of` (the
-student's own training forward plus the distillation terms) and
-:meth:`student_only_loss`; :meth:`loss` applies the schedule hooks' switches:
-``distill_active`` (ESKD: off means the teacher does not run at all) and
-``distill_factor`` (warm-up: scales every distillation loss, not the task's);
-``student_loss_scales`` (PS-KD: scales named student loss keys).
+One distillation step (:meth:`BaseDistiller.distill_losses_of`) is the same
+for every task:
+
+1. the student's own training loss runs once, exactly as its host library
+   runs it, while a :class:`~mmkd.models.capture.CallRecorder` records the
+   calls named by :meth:`capture_points` (a head's forward, an RoI head's
+   box loss, ...);
+2. :meth:`read_student` turns the recorded calls into what is distilled
+   (logits, their targets, features, the RoIs the teacher must score);
+3. :meth:`run_teacher` runs :meth:`teacher_forward` on the same batch (and
+   the student's RoIs or priors), under no_grad;
+4. :meth:`distill_terms` returns the distillation losses and logged terms.
+
+A task distiller implements those four methods (plus :meth:`check_models`
+and, when it has task parts, :meth:`build_extra`): it says where its logits
+come from and nothing else. :meth:`loss` applies the schedule hooks'
+switches: ``distill_active`` (ESKD: off means the teacher does not run at
+all), ``distill_factor`` (warm-up: scales every distillation loss, not the
+task's) and ``student_loss_scales`` (PS-KD: scales named student loss keys).
 """
-import copy
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import torch
-from mmengine.config import ConfigDict
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from mmkd.engine.checkpoint import load_checkpoint_file
+from mmkd.hosts.mmengine import tensor_forward
 from mmkd.registry import MODELS
+from .capture import CallRecorder
+from .teacher import (build_loss_dict, build_model, check_same_classes,  # noqa: F401
+                      check_same_preprocessing, load_teacher_checkpoint, model_config,
+                      student_state_dict, with_default_preprocessor)
 
 TEACHER = 'teacher.'
-
-
-def build_model(cfg: Union[dict, str, nn.Module], scope: str) -> nn.Module:
-    """Build a host-library model (``scope`` is 'mmdet', 'mmseg' or
-    'mmpretrain') from a config dict, or from the ``model`` of a config file
-    (``'mmseg::deeplabv3/....py'`` or a path); a module passes through."""
-    if isinstance(cfg, nn.Module):
-        return cfg
-    if isinstance(cfg, str):
-        cfg = model_config(cfg)
-    import importlib
-    from mmengine.registry import DefaultScope
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
-    # mmengine's BaseModel builds data_preprocessor from the default scope.
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(ConfigDict(cfg))  # host models read cfg.attr
-
-
-def with_default_preprocessor(model: Union[dict, str, nn.Module],
-                              data_preprocessor: Optional[dict]) -> Union[dict, str, nn.Module]:
-    """mmengine's Runner passes a config's top-level ``data_preprocessor`` to
-    the model it builds, which keeps its own if it has one (``setdefault``).
-    The same for a distiller's student or teacher config dict."""
-    if data_preprocessor is None or not isinstance(model, dict) or model.get(
-            'data_preprocessor') is not None:
-        return model
-    return dict(model, data_preprocessor=copy.deepcopy(data_preprocessor))
-
-
-def model_config(path: str) -> ConfigDict:
-    """The ``model`` of a config file: a host package's (``'mmseg::...'``,
-    read with ``mmengine.hub.get_config``) or a local path."""
-    from mmengine.config import Config
-    if '::' in path:
-        from mmengine.hub import get_config
-        return get_config(path).model
-    return Config.fromfile(path).model
-
-
-def check_same_classes(student_classes: int, teacher_classes: int, where: str) -> None:
-    if student_classes != teacher_classes:
-        raise ValueError(f'student and teacher must predict the same classes: the student\'s '
-                         f'{where} has num_classes={student_classes}, the teacher\'s '
-                         f'{teacher_classes}. Use a teacher trained on the same dataset (and '
-                         'the same classes order).')
-
-
-def check_same_preprocessing(student: nn.Module, teacher: nn.Module) -> None:
-    """The teacher sees the student's preprocessed batch: normalisation must agree."""
-    def norm(model):
-        dp = model.data_preprocessor
-        # mmdet: _channel_conversion; mmseg: channel_conversion; mmpretrain: to_rgb
-        return [getattr(dp, a, None) for a in ('mean', 'std')] + [
-            getattr(dp, '_channel_conversion',
-                    getattr(dp, 'channel_conversion', getattr(dp, 'to_rgb', None)))]
-
-    for a, b in zip(norm(student), norm(teacher)):
-        same = (a is None and b is None) or (
-            a is not None and b is not None and (a.shape == b.shape and bool(torch.equal(a, b))
-                                                 if torch.is_tensor(a) else a == b))
-        if not same:
-            raise ValueError('student and teacher data_preprocessor differ (mean/std/bgr_to_rgb): '
-                             'the teacher runs on the student\'s normalised batch, so give both '
-                             'the same normalisation (e.g. a caffe-style teacher needs a caffe-'
-                             'style student).')
-
-
-def _strip_prefixes(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Accept plain model checkpoints and DDP-wrapped (``module.``) ones alike."""
-    if state_dict and all(k.startswith('module.') for k in state_dict):
-        return {k[len('module.'):]: v for k, v in state_dict.items()}
-    return state_dict
-
-
-def student_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """The student's weights of a distiller state dict (``student.`` keys,
-    prefix removed); a plain model state dict is returned as it is."""
-    student = {k[len('student.'):]: v for k, v in state_dict.items() if k.startswith('student.')}
-    return student or state_dict
-
-
-def load_teacher_checkpoint(teacher: nn.Module, teacher_ckpt: str) -> None:
-    """Load ``teacher_ckpt`` into ``teacher`` strictly, with a readable error.
-
-    The file is read with mmkd's allow-listed ``weights_only`` loader
-    (:mod:`mmkd.engine.checkpoint`): a checkpoint that needs any other type to
-    unpickle is refused, not executed.
-
-    Raises:
-        FileNotFoundError: the checkpoint does not exist.
-        RuntimeError: keys are missing or unexpected, or shapes differ.
-    """
-    try:
-        checkpoint = load_checkpoint_file(teacher_ckpt, map_location='cpu')
-    except (FileNotFoundError, IOError) as err:
-        raise FileNotFoundError(
-            f'teacher_ckpt {teacher_ckpt!r} could not be read ({err}). Point '
-            'teacher_ckpt at the trained teacher\'s checkpoint (a local path or URL).') from err
-    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state_dict, dict):
-        raise RuntimeError(f'teacher_ckpt {teacher_ckpt!r} holds no state_dict.')
-    state_dict = _strip_prefixes(state_dict)
-    if any(k.startswith('student.') for k in state_dict):
-        raise RuntimeError(
-            f'teacher_ckpt {teacher_ckpt!r} is a distiller checkpoint (keys start with '
-            '"student."). Export its student with tools/export_student.py and use that file.')
-    own = teacher.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state_dict)
-                        if tuple(own[k].shape) != tuple(state_dict[k].shape))
-    if missing or unexpected or mismatched:
-        def show(keys: List[str]) -> str:
-            return ', '.join(keys[:8]) + (f' ... ({len(keys)} in all)' if len(keys) > 8 else '')
-
-        lines = [f'teacher_ckpt {teacher_ckpt!r} does not match the teacher config:']
-        if missing:
-            lines.append(f'  missing keys: {show(missing)}')
-        if unexpected:
-            lines.append(f'  unexpected keys: {show(unexpected)}')
-        if mismatched:
-            lines.append('  shape mismatch: ' + show([
-                f'{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}' for k in mismatched]))
-        lines.append('Check that the teacher config describes the checkpointed model '
-                     '(backbone depth, num_classes, neck channels).')
-        raise RuntimeError('\n'.join(lines))
-    teacher.load_state_dict(state_dict, strict=True)
-    print_log(f'Loaded teacher from {teacher_ckpt}', logger='current')
-
-
-def build_loss_dict(losses: Optional[dict], arg: str, taken=()) -> nn.ModuleDict:
-    """Build ``name -> loss config``; names must contain "loss" and be new."""
-    built = nn.ModuleDict()
-    for name, cfg in (losses or {}).items():
-        if 'loss' not in name:
-            raise ValueError(f'{arg} key {name!r} must contain "loss" (e.g. "loss_{name}"): '
-                             'mmengine only adds keys containing "loss" to the total loss.')
-        if name in taken:
-            raise ValueError(f'{arg} key {name!r} is used twice: every distillation loss needs '
-                             'its own key in the loss dict.')
-        built[name] = MODELS.build(cfg) if isinstance(cfg, dict) else cfg
-    return built
 
 
 class BaseDistiller(BaseModel):
@@ -195,20 +68,25 @@ class BaseDistiller(BaseModel):
         reviewkd: optional ``dict(connector=dict(type='mmkd.ABFConnector', ...),
             loss=dict(type='mmkd.HCLLoss', loss_weight=...))``: the connector
             trains with the student (it is in checkpoints, not in the export).
-        scope: the host library that builds configs ('mmdet', 'mmseg',
-            'mmpretrain').
+        teacher_ckpt_hint: added to the error when ``teacher_ckpt`` cannot be
+            read, e.g. the command that trains the teacher.
     """
 
-    #: where a subclass's models come from; overridden per task.
-    scope = 'mmdet'
+    #: the host library that builds a task's configs ('mmdet', 'mmseg',
+    #: 'mmpretrain'); every task distiller sets it.
+    scope: str = ''
 
     def __init__(self,
-                 student: Union[dict, nn.Module],
-                 teacher: Union[dict, nn.Module],
+                 student: Union[dict, str, nn.Module],
+                 teacher: Union[dict, str, nn.Module],
                  teacher_ckpt: Optional[str] = None,
                  distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 teacher_ckpt_hint: Optional[str] = None) -> None:
+        if not self.scope:
+            raise TypeError(f'{type(self).__name__} must set `scope` (the host library that '
+                            'builds its models: mmdet, mmseg or mmpretrain).')
         super().__init__(data_preprocessor=None, init_cfg=init_cfg)
         # The student first, the rest under a forked RNG: same seed, same
         # student weights as a plain (undistilled) run.
@@ -220,7 +98,7 @@ class BaseDistiller(BaseModel):
             check_same_preprocessing(self.student, self.teacher)
             self.teacher_ckpt = teacher_ckpt
             if teacher_ckpt is not None:
-                load_teacher_checkpoint(self.teacher, teacher_ckpt)
+                load_teacher_checkpoint(self.teacher, teacher_ckpt, teacher_ckpt_hint)
             self.teacher.requires_grad_(False)
             self.teacher.eval()
             self.distill_losses = build_loss_dict(distill_losses, 'distill_losses')
@@ -236,6 +114,11 @@ class BaseDistiller(BaseModel):
         #: PS-KD: factor on named student loss keys (e.g. ``{'loss_cls': 0.7}``),
         #: applied with and without distillation; unnamed keys stay unscaled.
         self.student_loss_scales: Dict[str, float] = {}
+        #: keys of the logged terms that are not losses (``dkd_tckd``,
+        #: ``kd_agreement``, ...), filled as the distiller logs them: the
+        #: contract :class:`mmkd.engine.DistillLogProcessor` reads.
+        self.logged_terms = set()
+        self._announced = False
         self._register_state_dict_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
 
@@ -246,9 +129,25 @@ class BaseDistiller(BaseModel):
     def build_extra(self) -> None:
         """Build task-specific parts (called under the forked RNG)."""
 
-    def distill_losses_of(self, inputs: Tensor,
-                          data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        """The student's own training losses and the distillation terms."""
+    def capture_points(self) -> Dict[str, Tuple[object, str]]:
+        """What to record during the student's training forward: name ->
+        ``(object, method name)``, e.g. ``{'decode head': (head, 'forward')}``."""
+        raise NotImplementedError
+
+    def read_student(self, calls: CallRecorder, inputs: Tensor,
+                     data_samples: list) -> Dict[str, Any]:
+        """What is distilled on the student's side (logits, targets, features,
+        what the teacher must score), read from the recorded calls."""
+        raise NotImplementedError
+
+    def teacher_forward(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
+        """The teacher's side on the same batch (and the student's RoIs or
+        priors); :meth:`run_teacher` runs it under no_grad."""
+        raise NotImplementedError
+
+    def distill_terms(self, student: Dict[str, Any], teacher: Dict[str, Any],
+                      data_samples: list) -> Dict[str, Tensor]:
+        """The distillation losses (keys containing ``loss``) and logged terms."""
         raise NotImplementedError
 
     # -- the teacher stays frozen, in eval mode and out of checkpoints ----------
@@ -274,8 +173,17 @@ class BaseDistiller(BaseModel):
                 if name not in ('teacher', 'student') and hasattr(child, 'init_weights'):
                     child.init_weights()
 
+    def run_teacher(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
+        """:meth:`teacher_forward` under no_grad (the teacher is in eval mode
+        throughout): the one place where the teacher runs."""
+        with torch.no_grad():
+            return self.teacher_forward(inputs, student)
+
     # -- training ----------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        if not self._announced:
+            self._announced = True
+            print_log(self.describe(), logger='current')
         if not self.distill_active:
             return self.scale_student_losses(self.student_loss(inputs, data_samples))
         try:
@@ -287,10 +195,36 @@ class BaseDistiller(BaseModel):
         if clash:
             raise ValueError(f'distillation keys {clash} clash with the student\'s own loss keys; '
                              'rename them in distill_losses.')
+        self.logged_terms.update(key for key in distilled if 'loss' not in key)
         factor = self.distill_factor
         for key, value in distilled.items():
             losses[key] = value * factor if factor != 1 and 'loss' in key else value
         return losses
+
+    def distill_losses_of(self, inputs: Tensor,
+                          data_samples: list) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """The student's own training losses and the distillation terms: one
+        student forward (recorded), one teacher forward."""
+        with CallRecorder(self.capture_points()) as calls:
+            losses = self.student_loss(inputs, data_samples)
+        student = self.read_student(calls, inputs, data_samples)
+        teacher = self.run_teacher(inputs, student)
+        return losses, self.distill_terms(student, teacher, data_samples)
+
+    def describe(self) -> str:
+        """One log line: the models, where the teacher came from, the losses.
+        Written at the first training step of a run (also after ``--resume``),
+        when the run's log file is open."""
+        source = (f'loaded from {self.teacher_ckpt}' if self.teacher_ckpt is not None else
+                  'NOT loaded from a checkpoint (teacher_ckpt=None: initial weights)')
+        count = sum(p.numel() for p in self.teacher.parameters())
+        losses = ', '.join(f'{name} ({type(loss).__name__})'
+                           for name, loss in self.distill_losses.items()) or 'none'
+        if self.connector is not None:
+            losses += ', loss_reviewkd (ReviewKD)'
+        return (f'{type(self).__name__}: student {type(self.student).__name__}, teacher '
+                f'{type(self.teacher).__name__} ({count / 1e6:.2f}M parameters) {source}; frozen, '
+                f'eval mode, not in the optimizer or checkpoints. Distillation losses: {losses}.')
 
     def student_loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The student's own losses, keyed as the distiller logs them (also
@@ -359,7 +293,7 @@ class BaseDistiller(BaseModel):
         return self.student.predict(inputs, data_samples)
 
     def _forward(self, inputs: Tensor, data_samples=None):
-        return self.student._forward(inputs, data_samples)
+        return tensor_forward(self.student, inputs, data_samples)
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':
@@ -373,10 +307,9 @@ class BaseDistiller(BaseModel):
 
 def _where(data_samples) -> str:
     """The iteration (from mmengine's message hub) and the batch's samples."""
-    from mmengine.logging import MessageHub
     hub = MessageHub.get_current_instance()
     names = []
-    for sample in data_samples or []:
+    for sample in data_samples if isinstance(data_samples, (list, tuple)) else []:
         meta = getattr(sample, 'metainfo', {}) or {}
         name = next((meta[k] for k in ('img_path', 'img_id', 'sample_idx') if k in meta), None)
         names.append(str(name))

@@ -22,14 +22,16 @@ pre-activation maps (which ReviewKD's ImageNet code distils) are not
 recoverable without changing the backbone: both sides use the post-ReLU
 stage outputs.
 """
-import contextlib
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
+from mmpretrain.models import ImageClassifier
+from mmpretrain.models.heads import ArcFaceClsHead, ClsHead, ConformerHead
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .base_distiller import BaseDistiller, check_same_classes, with_default_preprocessor
+from .capture import CallRecorder
 
 SUPPORTED = ('mmpretrain ImageClassifier models whose head is a single-label softmax ClsHead '
              'with num_classes (LinearClsHead, StackedLinearClsHead, VisionTransformerClsHead, '
@@ -38,8 +40,6 @@ SUPPORTED = ('mmpretrain ImageClassifier models whose head is a single-label sof
 
 
 def _check_supported(model: nn.Module, role: str) -> None:
-    from mmpretrain.models import ImageClassifier
-    from mmpretrain.models.heads import ArcFaceClsHead, ClsHead, ConformerHead
     if not isinstance(model, ImageClassifier):
         raise TypeError(f'ClassificationDistiller: the {role} is a {type(model).__name__}; '
                         f'supported are {SUPPORTED}.')
@@ -70,31 +70,6 @@ def _as_levels(stages, pooled: Tensor) -> List[Tensor]:
     return [*stages, pooled]
 
 
-class _HeadCapture:
-    """Records the student's head input and logits (and, for ReviewKD, its
-    backbone outputs) while it computes its own loss."""
-
-    def __init__(self) -> None:
-        self.head_input = self.logits = self.stages = None
-
-    @contextlib.contextmanager
-    def around(self, model: nn.Module, with_stages: bool):
-        def on_head(module, args, output):
-            self.head_input, self.logits = args[0], output
-
-        def on_backbone(module, args, output):
-            self.stages = output
-
-        handles = [model.head.register_forward_hook(on_head)]
-        if with_stages:
-            handles.append(model.backbone.register_forward_hook(on_backbone))
-        try:
-            yield self
-        finally:
-            for handle in handles:
-                handle.remove()
-
-
 @MODELS.register_module()
 class ClassificationDistiller(BaseDistiller):
     """Image classifier distillation on class logits, optionally with ReviewKD.
@@ -112,6 +87,8 @@ class ClassificationDistiller(BaseDistiller):
             mmengine's Runner passes it to the model: it becomes the
             preprocessor of a student or teacher config that has none of its
             own (the student's is the distiller's).
+        **kwargs: the base's teacher options (``teacher_ckpt_hint``,
+            ``teacher_precision``): see :class:`~mmkd.models.BaseDistiller`.
     """
 
     scope = 'mmpretrain'
@@ -123,10 +100,12 @@ class ClassificationDistiller(BaseDistiller):
                  distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
         student, teacher = (with_default_preprocessor(m, data_preprocessor)
                             for m in (student, teacher))
-        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg)
+        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg,
+                         **kwargs)
         # Every image has a real class: with 1000 classes, class 255 must not
         # be taken for the losses' default ignore_index.
         self.set_ignore_index(None)
@@ -151,43 +130,50 @@ class ClassificationDistiller(BaseDistiller):
                     'mmkd.MobileNetV1.')
 
     # -- training ------------------------------------------------------------------
-    def teacher_forward(self, inputs: Tensor) -> Tuple[Tensor, Optional[List[Tensor]]]:
-        """Teacher logits, and its ReviewKD levels when configured (no_grad)."""
-        with torch.no_grad():
-            stages = self.teacher.backbone(inputs)
-            feats = self.teacher.neck(stages) if self.teacher.with_neck else stages
-            logits = self.teacher.head(feats)
-        levels = None
-        if self.connector is not None:
-            levels = _as_levels(stages, feats[-1] if isinstance(feats, (tuple, list)) else feats)
-        return logits, levels
-
     def student_loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """mmpretrain names its loss "loss", the key mmengine writes the total
         under: it is logged as ``loss_cls``, with or without distillation."""
         losses = self.student.loss(inputs, data_samples)
         return {('loss_cls' if key == 'loss' else key): value for key, value in losses.items()}
 
-    def distill_losses_of(self, inputs: Tensor, data_samples: list
-                          ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        capture = _HeadCapture()
-        with capture.around(self.student, with_stages=self.connector is not None):
-            losses = self.student_loss(inputs, data_samples)
-        student_logits = capture.logits
+    def capture_points(self) -> Dict[str, Tuple[object, str]]:
+        points = {'head': (self.student.head, 'forward')}
+        if self.connector is not None:
+            points['backbone'] = (self.student.backbone, 'forward')
+        return points
+
+    def read_student(self, calls: CallRecorder, inputs: Tensor,
+                     data_samples: list) -> Dict[str, Any]:
         num_classes = self.student.head.num_classes
-        if not (torch.is_tensor(student_logits) and student_logits.dim() == 2
-                and student_logits.shape[1] == num_classes):
+        head = calls.calls['head'][-1] if calls.calls['head'] else None
+        logits = head.output if head is not None else None
+        if not (torch.is_tensor(logits) and logits.dim() == 2 and logits.shape[1] == num_classes):
             raise RuntimeError(
                 'ClassificationDistiller: the student\'s head did not produce (N, '
                 f'{num_classes}) logits during its loss (got '
-                f'{getattr(student_logits, "shape", type(student_logits).__name__)}); '
+                f'{getattr(logits, "shape", type(logits).__name__)}); '
                 f'supported are {SUPPORTED}.')
-        teacher_logits, teacher_levels = self.teacher_forward(inputs)
-        distilled = self.distill(student_logits, teacher_logits, dkd_target(data_samples))
-        distilled['kd_agreement'] = self.agreement(student_logits, teacher_logits)
+        levels = None
         if self.connector is not None:
-            pooled = capture.head_input
+            pooled = head.arg(0, 'feats')
             pooled = pooled[-1] if isinstance(pooled, (tuple, list)) else pooled
-            distilled.update(self.review(_as_levels(capture.stages, pooled), teacher_levels))
-        return losses, distilled
+            levels = _as_levels(calls.last('backbone').output, pooled)
+        return dict(logits=logits, levels=levels)
 
+    def teacher_forward(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
+        """Teacher logits, and its ReviewKD levels when configured."""
+        stages = self.teacher.backbone(inputs)
+        feats = self.teacher.neck(stages) if self.teacher.with_neck else stages
+        logits = self.teacher.head(feats)
+        levels = None
+        if self.connector is not None:
+            levels = _as_levels(stages, feats[-1] if isinstance(feats, (tuple, list)) else feats)
+        return dict(logits=logits, levels=levels)
+
+    def distill_terms(self, student: Dict[str, Any], teacher: Dict[str, Any],
+                      data_samples: list) -> Dict[str, Tensor]:
+        distilled = self.distill(student['logits'], teacher['logits'], dkd_target(data_samples))
+        distilled['kd_agreement'] = self.agreement(student['logits'], teacher['logits'])
+        if self.connector is not None:
+            distilled.update(self.review(student['levels'], teacher['levels']))
+        return distilled

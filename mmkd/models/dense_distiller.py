@@ -22,16 +22,17 @@ is refused: it splits a softmax into the target class and the rest, which a
 sigmoid head does not have, and needs per-prior labels that only the
 student's assigner knows.
 """
-import contextlib
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.structures import BaseDataElement
+from mmdet.models.dense_heads import AnchorFreeHead, AnchorHead, YOLOXHead
+from mmdet.models.detectors import SingleStageDetector
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .base_distiller import BaseDistiller, check_same_classes
-from .detection_distiller import build_mimic, check_mimic_necks
+from .base_distiller import check_same_classes
+from .capture import CallRecorder
+from .detector_base import NeckDistiller
 
 SUPPORTED = ('single-stage detectors (mmdet SingleStageDetector) whose bbox_head predicts '
              'per-prior class logits on an anchor or point grid: AnchorHead subclasses '
@@ -41,8 +42,6 @@ SUPPORTED = ('single-stage detectors (mmdet SingleStageDetector) whose bbox_head
 
 
 def _dense_head(model: nn.Module, role: str) -> nn.Module:
-    from mmdet.models.dense_heads import AnchorFreeHead, AnchorHead, YOLOXHead
-    from mmdet.models.detectors import SingleStageDetector
     if not isinstance(model, SingleStageDetector):
         raise TypeError(f'DenseDistiller: the {role} is a {type(model).__name__}; supported '
                         f'are {SUPPORTED}.')
@@ -122,32 +121,8 @@ def prior_logits(cls_scores: Sequence[Tensor], head: nn.Module) -> Tensor:
     return torch.cat([x.transpose(1, 2).flatten(2) for x in levels], 2)
 
 
-class _HeadCapture:
-    """Records the inputs and outputs of the student head's (first) forward."""
-
-    def __init__(self) -> None:
-        self.feats: Optional[Tuple[Tensor, ...]] = None
-        self.outs = None
-
-    @contextlib.contextmanager
-    def around(self, head: nn.Module):
-        original = head.forward
-
-        def forward(x, *args, **kwargs):
-            outs = original(x, *args, **kwargs)
-            if self.outs is None:
-                self.feats, self.outs = x, outs
-            return outs
-
-        head.forward = forward  # this call only; restored below
-        try:
-            yield self
-        finally:
-            del head.forward
-
-
 @MODELS.register_module()
-class DenseDistiller(BaseDistiller):
+class DenseDistiller(NeckDistiller):
     """Single-stage detector distillation on per-prior class logits.
 
     Args:
@@ -161,6 +136,8 @@ class DenseDistiller(BaseDistiller):
         reviewkd: optional ReviewKD on the neck outputs (``loss_reviewkd``).
         mimic: optional ``dict(type='mmkd.FPNMimicLoss', ...)`` on the neck
             outputs (``loss_mimic``).
+        **kwargs: the base's teacher options (``teacher_ckpt_hint``,
+            ``teacher_precision``): see :class:`~mmkd.models.BaseDistiller`.
     """
 
     scope = 'mmdet'
@@ -172,8 +149,10 @@ class DenseDistiller(BaseDistiller):
                  distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
                  mimic: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg)
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, mimic, init_cfg,
+                         **kwargs)
         head = self.student.bbox_head
         sigmoid = bool(getattr(head, 'use_sigmoid_cls', False))
         scoring = 'sigmoid' if sigmoid else 'softmax'
@@ -189,8 +168,6 @@ class DenseDistiller(BaseDistiller):
                 raise ValueError(
                     f'distill_losses.{name}: the heads ({type(head).__name__}) score classes '
                     f'with a {scoring}, so set use_sigmoid={sigmoid} in {type(loss).__name__}.')
-        self.mimic = build_mimic(mimic)
-        check_mimic_necks(self)
 
     def check_models(self, student: nn.Module, teacher: nn.Module) -> None:
         s_head, t_head = _dense_head(student, 'student'), _dense_head(teacher, 'teacher')
@@ -206,27 +183,27 @@ class DenseDistiller(BaseDistiller):
                 '(the same loss_cls activation).')
         check_same_priors(s_head, t_head)
 
-    def build_extra(self) -> None:
-        if self.connector is not None and not (self.student.with_neck and self.teacher.with_neck):
-            raise TypeError('ReviewKD distils neck (FPN) outputs; both detectors need a neck.')
-
     # -- training ------------------------------------------------------------------
-    def distill_losses_of(self, inputs: Tensor, data_samples: List[BaseDataElement]
-                          ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        capture = _HeadCapture()
-        with capture.around(self.student.bbox_head):
-            losses = self.student.loss(inputs, data_samples)
-        if capture.outs is None:
+    def capture_points(self) -> Dict[str, Tuple[object, str]]:
+        return {'bbox_head': (self.student.bbox_head, 'forward')}
+
+    def read_student(self, calls: CallRecorder, inputs: Tensor,
+                     data_samples: list) -> Dict[str, Any]:
+        if not calls.calls['bbox_head']:
             raise RuntimeError('the student\'s bbox_head never ran forward in its loss; '
                                f'DenseDistiller supports {SUPPORTED}.')
-        with torch.no_grad():
-            teacher_feats = self.teacher.extract_feat(inputs)
-            teacher_maps = self.teacher.bbox_head(teacher_feats)[0]
-        student_logits = prior_logits(capture.outs[0], self.student.bbox_head)
-        teacher_logits = prior_logits(teacher_maps, self.teacher.bbox_head)
-        distilled = self.distill(student_logits, teacher_logits, None)
-        distilled['kd_agreement'] = self.agreement(student_logits, teacher_logits)
-        distilled.update(self.review(capture.feats, teacher_feats))
-        if self.mimic is not None:
-            distilled['loss_mimic'] = self.mimic(capture.feats, teacher_feats)
-        return losses, distilled
+        call = calls.first('bbox_head')  # the head's own forward inside its loss
+        return dict(feats=call.arg(0, 'x'),
+                    logits=prior_logits(call.output[0], self.student.bbox_head))
+
+    def teacher_forward(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
+        feats = self.teacher.extract_feat(inputs)
+        maps = self.teacher.bbox_head(feats)[0]
+        return dict(feats=feats, logits=prior_logits(maps, self.teacher.bbox_head))
+
+    def distill_terms(self, student: Dict[str, Any], teacher: Dict[str, Any],
+                      data_samples: list) -> Dict[str, Tensor]:
+        distilled = self.distill(student['logits'], teacher['logits'], None)
+        distilled['kd_agreement'] = self.agreement(student['logits'], teacher['logits'])
+        distilled.update(self.neck_terms(student['feats'], teacher['feats']))
+        return distilled

@@ -17,15 +17,18 @@ stages at inference; here every stage scores the student's own RoIs, so that
 rows stay aligned with the student's.) ``'last'`` or a stage index picks one
 stage.
 """
-import contextlib
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
-from mmengine.structures import BaseDataElement
+from mmdet.models.detectors import TwoStageDetector
+from mmdet.models.roi_heads import CascadeRoIHead, SparseRoIHead, StandardRoIHead
+from mmdet.structures.bbox import bbox2roi
 from torch import Tensor, nn
 
+from mmkd.hosts.mmdet import cascade_stage_cls_logits, roi_cls_logits
 from mmkd.registry import MODELS
-from .base_distiller import BaseDistiller, build_model, check_same_classes
+from .base_distiller import build_model, check_same_classes
+from .capture import CallRecorder
+from .detector_base import NeckDistiller
 
 SUPPORTED = ('two-stage detectors (mmdet TwoStageDetector: Faster R-CNN, Mask R-CNN, ...) '
              'whose roi_head is a StandardRoIHead or a subclass with a single softmax '
@@ -51,8 +54,6 @@ def _check_softmax(bbox_head: nn.Module, role: str) -> None:
 
 def _box_heads(model: nn.Module, role: str, allow_cascade: bool) -> List[nn.Module]:
     """The RoI box heads of a supported two-stage detector (one, or a cascade's stages)."""
-    from mmdet.models.detectors import TwoStageDetector
-    from mmdet.models.roi_heads import CascadeRoIHead, SparseRoIHead, StandardRoIHead
     if not isinstance(model, TwoStageDetector):
         raise TypeError(f'DetectionDistiller: the {role} is a {type(model).__name__}; '
                         f'supported are {SUPPORTED}.')
@@ -85,31 +86,6 @@ def _box_heads(model: nn.Module, role: str, allow_cascade: bool) -> List[nn.Modu
     return heads
 
 
-class _RoICapture:
-    """Records what the student's RoI head saw while computing its box loss."""
-
-    def __init__(self) -> None:
-        self.feats: Optional[Tuple[Tensor, ...]] = None
-        self.sampling_results = None
-        self.cls_score: Optional[Tensor] = None
-
-    @contextlib.contextmanager
-    def around(self, roi_head: nn.Module):
-        original = roi_head.bbox_loss
-
-        def bbox_loss(x, sampling_results, *args, **kwargs):
-            results = original(x, sampling_results, *args, **kwargs)
-            self.feats, self.sampling_results = x, sampling_results
-            self.cls_score = results['cls_score']
-            return results
-
-        roi_head.bbox_loss = bbox_loss  # this call only; restored below
-        try:
-            yield self
-        finally:
-            del roi_head.bbox_loss
-
-
 def cascade_logits(roi_head: nn.Module, feats: Sequence[Tensor], rois: Tensor,
                    stages: Sequence[int]) -> Tensor:
     """Mean of the given cascade stages' classification logits on ``rois``.
@@ -124,28 +100,13 @@ def cascade_logits(roi_head: nn.Module, feats: Sequence[Tensor], rois: Tensor,
         extra['glbctx_feat'] = roi_head.glbctx_head(feats)[1]
     total = None
     for stage in stages:
-        logits = roi_head._bbox_forward(stage, feats, rois, **extra)['cls_score']
+        logits = cascade_stage_cls_logits(roi_head, stage, feats, rois, **extra)
         total = logits if total is None else total + logits
     return total / len(stages)
 
 
-def build_mimic(mimic: Optional[dict]) -> Optional[nn.Module]:
-    """The FPN mimic loss (``mmkd.FPNMimicLoss``) of a detection distiller,
-    built under a forked RNG so that the student's initialisation is unchanged."""
-    if mimic is None:
-        return None
-    with torch.random.fork_rng(devices=[]):
-        return MODELS.build(mimic) if isinstance(mimic, dict) else mimic
-
-
-def check_mimic_necks(model: BaseDistiller) -> None:
-    if model.mimic is not None and not (model.student.with_neck and model.teacher.with_neck):
-        raise TypeError('the FPN mimic loss compares neck (FPN) outputs; both detectors need a '
-                        'neck.')
-
-
 @MODELS.register_module()
-class DetectionDistiller(BaseDistiller):
+class DetectionDistiller(NeckDistiller):
     """Two-stage detector distillation on RoI logits, optionally with ReviewKD
     and an FPN feature mimic.
 
@@ -166,6 +127,8 @@ class DetectionDistiller(BaseDistiller):
         teacher_stage: a cascade teacher's logits: ``'mean'`` of its stages
             (default, as mmdet's cascade inference), ``'last'``, or a stage
             index. Ignored for a single-stage RoI head.
+        **kwargs: the base's teacher options (``teacher_ckpt_hint``,
+            ``teacher_precision``): see :class:`~mmkd.models.BaseDistiller`.
     """
 
     scope = 'mmdet'
@@ -178,8 +141,10 @@ class DetectionDistiller(BaseDistiller):
                  reviewkd: Optional[dict] = None,
                  mimic: Optional[dict] = None,
                  teacher_stage: Union[str, int] = 'mean',
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg)
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, mimic, init_cfg,
+                         **kwargs)
         self.num_classes = self.student.roi_head.bbox_head.num_classes
         # Every sampled RoI has a real label (background = num_classes), so
         # no RoI row is ever ignored: a large vocabulary (LVIS, 1203 classes)
@@ -191,8 +156,6 @@ class DetectionDistiller(BaseDistiller):
                                  'score classes with a softmax: drop use_sigmoid.')
         self.teacher_stages = self._stages(teacher_stage)
         self.teacher_stage = teacher_stage
-        self.mimic = build_mimic(mimic)
-        check_mimic_necks(self)
 
     def _stages(self, teacher_stage: Union[str, int]) -> Optional[List[int]]:
         """Cascade stages whose mean teaches (None: not a cascade)."""
@@ -215,37 +178,37 @@ class DetectionDistiller(BaseDistiller):
             check_same_classes(student_heads[0].num_classes, head.num_classes,
                                'bbox_head' if stage == 0 else f'bbox_head (cascade stage {stage})')
 
-    def build_extra(self) -> None:
-        if self.connector is not None and not (self.student.with_neck and self.teacher.with_neck):
-            raise TypeError('ReviewKD distils neck (FPN) outputs; both detectors need a neck.')
-
     def teacher_roi_logits(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
         """The teacher's classification logits on ``rois`` (call under no_grad)."""
         head = self.teacher.roi_head
         if self.teacher_stages is None:
-            return head._bbox_forward(feats, rois)['cls_score']
+            return roi_cls_logits(head, feats, rois)
         return cascade_logits(head, feats, rois, self.teacher_stages)
 
     # -- training ------------------------------------------------------------------
-    def distill_losses_of(self, inputs: Tensor, data_samples: List[BaseDataElement]
-                          ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        capture = _RoICapture()
-        with capture.around(self.student.roi_head):
-            losses = self.student.loss(inputs, data_samples)
-        if capture.sampling_results is None:
+    def capture_points(self) -> Dict[str, Tuple[object, str]]:
+        return {'RoI box loss': (self.student.roi_head, 'bbox_loss')}
+
+    def read_student(self, calls: CallRecorder, inputs: Tensor,
+                     data_samples: list) -> Dict[str, Any]:
+        if not calls.calls['RoI box loss']:
             raise RuntimeError('the student\'s roi_head never computed its box loss; '
                                'DetectionDistiller needs a RoI head with a bbox branch.')
-        from mmdet.structures.bbox import bbox2roi
-        rois = bbox2roi([res.priors for res in capture.sampling_results])
-        labels = self.student.roi_head.bbox_head.get_targets(
-            capture.sampling_results, self.student.roi_head.train_cfg, concat=True)[0]
-        with torch.no_grad():
-            teacher_feats = self.teacher.extract_feat(inputs)
-            teacher_logits = self.teacher_roi_logits(teacher_feats, rois)
-        student_logits = capture.cls_score
-        distilled = self.distill(student_logits, teacher_logits, labels)
-        distilled['kd_agreement'] = self.agreement(student_logits, teacher_logits)
-        distilled.update(self.review(capture.feats, teacher_feats))
-        if self.mimic is not None:
-            distilled['loss_mimic'] = self.mimic(capture.feats, teacher_feats)
-        return losses, distilled
+        call = calls.last('RoI box loss')
+        feats, sampling_results = call.arg(0, 'x'), call.arg(1, 'sampling_results')
+        roi_head = self.student.roi_head
+        labels = roi_head.bbox_head.get_targets(sampling_results, roi_head.train_cfg,
+                                                concat=True)[0]
+        return dict(logits=call.output['cls_score'], labels=labels, feats=feats,
+                    rois=bbox2roi([res.priors for res in sampling_results]))
+
+    def teacher_forward(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
+        feats = self.teacher.extract_feat(inputs)
+        return dict(feats=feats, logits=self.teacher_roi_logits(feats, student['rois']))
+
+    def distill_terms(self, student: Dict[str, Any], teacher: Dict[str, Any],
+                      data_samples: list) -> Dict[str, Tensor]:
+        distilled = self.distill(student['logits'], teacher['logits'], student['labels'])
+        distilled['kd_agreement'] = self.agreement(student['logits'], teacher['logits'])
+        distilled.update(self.neck_terms(student['feats'], teacher['feats']))
+        return distilled

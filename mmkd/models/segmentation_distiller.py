@@ -22,15 +22,18 @@ first by ``mmkd.ABFConnector`` into the teacher's channels and compared with
 the teacher's backbone stage outputs by ``mmkd.HCLLoss``. D8 backbones give
 stages 2-4 one resolution; the fusion resizes only where sizes differ.
 """
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.segmentors import CascadeEncoderDecoder, EncoderDecoder
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .base_distiller import (BaseDistiller, build_loss_dict, check_same_classes,
                              with_default_preprocessor)
+from .capture import CallRecorder
 
 SUPPORTED = ('mmseg EncoderDecoder segmentors (a decode head plus optional auxiliary head or '
              'list of auxiliary heads, e.g. DeepLabV3, PSPNet, FCN, UPerNet, SegFormer) whose '
@@ -47,7 +50,6 @@ def aux_heads(model: nn.Module) -> List[nn.Module]:
 
 
 def _check_head(head: nn.Module, what: str) -> None:
-    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
     if not isinstance(head, BaseDecodeHead):
         raise TypeError(f'SegmentationDistiller: {what} is a {type(head).__name__}, not an mmseg '
                         f'decode head; supported are {SUPPORTED}.')
@@ -60,7 +62,6 @@ def _check_head(head: nn.Module, what: str) -> None:
 
 
 def _check_supported(model: nn.Module, role: str, with_aux: bool) -> None:
-    from mmseg.models.segmentors import CascadeEncoderDecoder, EncoderDecoder
     if not isinstance(model, EncoderDecoder) or isinstance(model, CascadeEncoderDecoder) or (
             type(model).__name__ == 'DepthEstimator'):
         raise TypeError(f'SegmentationDistiller: the {role} is a {type(model).__name__}; '
@@ -76,48 +77,6 @@ def _check_supported(model: nn.Module, role: str, with_aux: bool) -> None:
                              'none: give both models an auxiliary_head or drop aux_distill_losses.')
         for i, head in enumerate(aux_heads(model)):
             _check_head(head, f'the {role}\'s auxiliary head {i}')
-
-
-class _Capture:
-    """Records what modules' ``forward`` returns during one call.
-
-    mmseg's heads call ``self.forward(...)`` directly (no ``__call__``, so no
-    forward hooks): ``forward`` is wrapped by an instance attribute for the
-    duration of the ``with`` block and restored afterwards.
-    """
-
-    def __init__(self) -> None:
-        self.outputs: Dict[str, list] = {}
-        self._wrapped = []
-
-    def watch(self, name: str, module: nn.Module) -> None:
-        self.outputs[name] = []
-        original = module.forward
-        self._wrapped.append((module, module.__dict__.get('forward')))
-
-        def forward(*args, **kwargs):
-            out = original(*args, **kwargs)
-            self.outputs[name].append(out)
-            return out
-
-        module.forward = forward
-
-    def __enter__(self) -> '_Capture':
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for module, previous in reversed(self._wrapped):
-            if previous is None:
-                del module.forward
-            else:
-                module.forward = previous
-
-    def one(self, name: str):
-        outs = self.outputs[name]
-        if len(outs) != 1:
-            raise RuntimeError(f'SegmentationDistiller: the student\'s {name} ran {len(outs)} '
-                               'times in one training forward (expected once).')
-        return outs[0]
 
 
 def _logits(out, what: str) -> Tensor:
@@ -150,6 +109,8 @@ class SegmentationDistiller(BaseDistiller):
             the model. As for a plain mmseg model, it is used only by a
             student or teacher config that has none of its own; the
             distiller's preprocessor is the student's.
+        **kwargs: the base's teacher options (``teacher_ckpt_hint``,
+            ``teacher_precision``): see :class:`~mmkd.models.BaseDistiller`.
 
     Every pixel of the student's head resolution is a row of the logit
     losses; the losses' ``ignore_index`` is set to the student decode head's.
@@ -165,13 +126,15 @@ class SegmentationDistiller(BaseDistiller):
                  aux_distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
         student, teacher = (with_default_preprocessor(m, data_preprocessor)
                             for m in (student, teacher))
         # Read by check_models / build_extra during the base's __init__ (a
         # plain attribute may be set before nn.Module's).
         self._aux_cfg = aux_distill_losses
-        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg)
+        super().__init__(student, teacher, teacher_ckpt, distill_losses, reviewkd, init_cfg,
+                         **kwargs)
 
     def check_models(self, student: nn.Module, teacher: nn.Module) -> None:
         with_aux = self._aux_cfg is not None
@@ -243,39 +206,51 @@ class SegmentationDistiller(BaseDistiller):
                              'backbones the same out_indices and strides / dilations.')
 
     # -- training ------------------------------------------------------------------
-    def distill_losses_of(self, inputs: Tensor, data_samples: list
-                          ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
-        with_aux = self.aux_distill_losses is not None
-        with _Capture() as capture:
-            capture.watch('decode head', self.student.decode_head)
-            if with_aux:
-                for i, head in enumerate(aux_heads(self.student)):
-                    capture.watch(f'auxiliary head {i}', head)
-            if self.connector is not None:
-                capture.watch('backbone', self.student.backbone)
-            losses = self.student.loss(inputs, data_samples)
+    def capture_points(self) -> Dict[str, Tuple[object, str]]:
+        # mmseg's heads call self.forward directly (no __call__, no hooks).
+        points = {'decode head': (self.student.decode_head, 'forward')}
+        if self.aux_distill_losses is not None:
+            for i, head in enumerate(aux_heads(self.student)):
+                points[f'auxiliary head {i}'] = (head, 'forward')
+        if self.connector is not None:
+            points['backbone'] = (self.student.backbone, 'forward')
+        return points
 
-        with torch.no_grad():
-            teacher_stages = self.teacher.backbone(inputs)
-            feats = self.teacher.neck(teacher_stages) if self.teacher.with_neck else teacher_stages
-            teacher_logits = self.teacher.decode_head(feats)
-            teacher_aux = [head(feats) for head in aux_heads(self.teacher)] if with_aux else []
+    def read_student(self, calls: CallRecorder, inputs: Tensor,
+                     data_samples: list) -> Dict[str, Any]:
+        heads = [calls.only('decode head').output]
+        if self.aux_distill_losses is not None:
+            heads += [calls.only(f'auxiliary head {i}').output
+                      for i in range(len(aux_heads(self.student)))]
+        stages = list(calls.only('backbone').output) if self.connector is not None else None
+        return dict(logits=heads, stages=stages)
 
+    def teacher_forward(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
+        stages = self.teacher.backbone(inputs)
+        feats = self.teacher.neck(stages) if self.teacher.with_neck else stages
+        logits = [self.teacher.decode_head(feats)]
+        if self.aux_distill_losses is not None:
+            logits += [head(feats) for head in aux_heads(self.teacher)]
+        return dict(logits=logits, stages=list(stages))
+
+    def distill_terms(self, student: Dict[str, Any], teacher: Dict[str, Any],
+                      data_samples: list) -> Dict[str, Tensor]:
         gt = torch.stack([sample.gt_sem_seg.data for sample in data_samples])  # (N, 1, H, W)
-        distilled = self._dense(capture.one('decode head'), teacher_logits, gt,
-                                self.distill_losses, 'decode head', 'kd_agreement')
-        for i, logits in enumerate(teacher_aux):
-            part = self._dense(capture.one(f'auxiliary head {i}'), logits, gt,
-                               self.aux_distill_losses, f'auxiliary head {i}', 'aux_kd_agreement')
+        (s_decode, *s_aux), (t_decode, *t_aux) = student['logits'], teacher['logits']
+        distilled = self._dense(s_decode, t_decode, gt, self.distill_losses, 'decode head',
+                                'kd_agreement')
+        for i, (s_logits, t_logits) in enumerate(zip(s_aux, t_aux)):
+            part = self._dense(s_logits, t_logits, gt, self.aux_distill_losses,
+                               f'auxiliary head {i}', 'aux_kd_agreement')
             for key, value in part.items():
-                key = key if len(teacher_aux) == 1 else f'{key}_{i}'
+                key = key if len(t_aux) == 1 else f'{key}_{i}'
                 if key in distilled:
                     raise ValueError(f'aux_distill_losses and distill_losses both log {key!r}: '
                                      'give the auxiliary losses names of their own.')
                 distilled[key] = value
         if self.connector is not None:
-            distilled.update(self.review(list(capture.one('backbone')), list(teacher_stages)))
-        return losses, distilled
+            distilled.update(self.review(student['stages'], teacher['stages']))
+        return distilled
 
     def _dense(self, student_logits, teacher_logits, gt: Tensor, losses: nn.ModuleDict,
                what: str, agreement_key: str) -> Dict[str, Tensor]:

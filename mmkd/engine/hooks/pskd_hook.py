@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmpretrain.models.losses import CrossEntropyLoss
 from torch import Tensor
 
 from mmkd.engine.prediction_memory import PredictionMemory, memory_rows, sample_indices
+from mmkd.models import BaseDistiller
 from mmkd.registry import HOOKS
 from .schedule_utils import check_exclusive, is_iter_based, schedule_length, schedule_step, unwrap
 
@@ -115,13 +117,11 @@ class PSKDHook(Hook):
 
     @staticmethod
     def _check_model(model):
-        from mmkd.models.base_distiller import BaseDistiller
         if isinstance(model, BaseDistiller):
             raise TypeError('PSKDHook trains a plain classifier (PS-KD has no teacher), but the '
                             'model is a distiller; for distillers use mmkd.PSKDSnapshotHook.')
         head = getattr(model, 'head', None)
         loss = getattr(head, 'loss_module', None)
-        from mmpretrain.models.losses import CrossEntropyLoss
         if not isinstance(loss, CrossEntropyLoss) or loss.use_sigmoid:
             raise TypeError('PSKDHook needs an mmpretrain classifier whose head computes a '
                             'softmax CrossEntropyLoss (the soft target replaces its label); the '

@@ -7,6 +7,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import weights_to_cpu
 
+from mmkd.losses import KDLoss
+from mmkd.losses.utils import LogitLoss
 from mmkd.registry import HOOKS
 from .pskd_hook import pskd_alpha
 from .schedule_utils import (check_exclusive, check_unused_parameters, distiller_of,
@@ -102,8 +104,6 @@ class PSKDSnapshotHook(Hook):
 
     @staticmethod
     def _check_distiller(model) -> None:
-        from mmkd.losses import KDLoss
-        from mmkd.losses.utils import LogitLoss
         # every logit loss of the distiller (distill_losses, a segmentor's
         # aux_distill_losses, ...) must be KL(teacher || student) at tau 1
         losses = {name: loss for name, loss in model.named_modules()

@@ -5,7 +5,10 @@ import math
 from typing import Optional
 
 from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
 from torch import nn
+
+from mmkd.models import BaseDistiller
 
 
 def unwrap(runner) -> nn.Module:
@@ -15,7 +18,6 @@ def unwrap(runner) -> nn.Module:
 
 def distiller_of(runner, hook: str) -> nn.Module:
     """The runner's :class:`~mmkd.models.BaseDistiller`, or a TypeError."""
-    from mmkd.models.base_distiller import BaseDistiller
     model = unwrap(runner)
     if not isinstance(model, BaseDistiller):
         raise TypeError(f'{hook} drives an mmkd distiller (mmkd.DetectionDistiller, '
@@ -25,7 +27,6 @@ def distiller_of(runner, hook: str) -> nn.Module:
 
 
 def is_iter_based(runner) -> bool:
-    from mmengine.runner import IterBasedTrainLoop
     return isinstance(runner.train_loop, IterBasedTrainLoop)
 
 
