@@ -1,3 +1,4 @@
+from .base import LogitLoss
 from .hcl import HCLLoss, hcl_level
 from .dist import DISTLoss, dist_loss, dist_loss_parts, dist_terms
 from .dkd import DKDLoss, dkd_loss, dkd_loss_parts, dkd_rows
@@ -6,6 +7,7 @@ from .mimic import FPNMimicLoss
 from .utils import to_rows
 
 __all__ = [
-    'KDLoss', 'DKDLoss', 'DISTLoss', 'HCLLoss', 'FPNMimicLoss', 'hcl_level', 'kd_loss', 'kd_rows', 'dkd_loss', 'dkd_loss_parts',
-    'dkd_rows', 'dist_loss', 'dist_loss_parts', 'dist_terms', 'to_rows'
+    'LogitLoss', 'KDLoss', 'DKDLoss', 'DISTLoss', 'HCLLoss', 'FPNMimicLoss', 'hcl_level',
+    'kd_loss', 'kd_rows', 'dkd_loss', 'dkd_loss_parts', 'dkd_rows', 'dist_loss',
+    'dist_loss_parts', 'dist_terms', 'to_rows'
 ]

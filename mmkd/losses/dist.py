@@ -25,8 +25,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import (LogitLoss, RowLayout, check_non_negative, check_tau, chunks, compute_dtype,
-                    full_precision, stacked, stacked_shifted, to_rows)
+from .base import LogitLoss, check_non_negative, check_tau
+from .utils import (RowLayout, chunks, compute_dtype, full_precision, stacked, stacked_shifted,
+                    to_rows)
 
 EPS = 1e-8
 
@@ -51,6 +52,102 @@ def _col_sum(x: Tensor, weight: Optional[Tensor]) -> Tensor:
     return torch.stack([torch.einsum('bcl,bl->c', x[i], weight[i]) for i in range(x.shape[0])])
 
 
+class _PearsonStats:
+    """The statistics of DIST's two Pearson distances, accumulated chunk by
+    chunk; shared by the softmax and the sigmoid kernels.
+
+    * per row: ``<a, b>``, ``|a|^2``, ``|b|^2`` of the row-centred scores
+      ``a`` (student) and ``b`` (teacher);
+    * per class, over kept rows: count, means of ``y_s``, ``y_t`` and centred
+      co-moments ``M_uv``, ``M_uu``, ``M_vv``. Each chunk's are centred on the
+      chunk's own means and merged exactly (Chan et al.):
+      ``M_uv = M_uv' + M_uv'' + (mu_u'' - mu_u')(mu_v'' - mu_v') n' n'' / n``,
+      so there is neither an ``E[uv] - E[u]E[v]`` cancellation nor a second
+      pass.
+    """
+
+    def __init__(self, student: Tensor, keep: Optional[Tensor], dtype: torch.dtype) -> None:
+        n_cls = student.shape[1]
+        self.keep = keep
+        self.weight = None if keep is None else keep.to(dtype)
+        self.row = student.new_empty((3, student.shape[0], 1, student.shape[2]), dtype=dtype)
+        self.mean = student.new_zeros((2, n_cls), dtype=dtype)
+        self.moment = student.new_zeros((3, n_cls), dtype=dtype)
+        self.kept = 0
+
+    def add(self, r: slice, c: slice, ab: Tensor, y: Tensor,
+            scale: Optional[Tensor] = None) -> None:
+        """Add one chunk ``[r, :, c]``.
+
+        Args:
+            ab: ``(2, b, C, l)``, the chunk's rows centred on their own means
+                (``[a, b]``); its buffer is reused.
+            y: ``(2, b, C, l)``, the scores, times ``scale`` when given.
+            scale: ``(2, b, 1, l)`` per-row factor of ``y`` (the softmax's
+                ``1 / Z``, folded in here rather than materialised).
+        """
+        torch.sum(ab[0] * ab[1], 1, keepdim=True, out=self.row[0, r, :, c])
+        torch.sum(ab.mul_(ab), 2, keepdim=True, out=self.row[1:, r, :, c])
+        if self.weight is None:
+            w, n = None, y.shape[1] * y.shape[3]
+        else:
+            w = self.weight[r, c].unsqueeze(0)
+            n = int(self.keep[r, c].sum())
+            if n == 0:
+                return
+        if scale is None:
+            chunk_mean = _col_sum(y, w).div_(n)
+            # [u, v] = y - (the chunk's mean of y), in ab's buffer.
+            uv = torch.sub(y, chunk_mean.unsqueeze(1).unsqueeze(3), out=ab)
+        else:
+            col_w = scale.squeeze(2) if w is None else scale.squeeze(2) * w
+            chunk_mean = _col_sum(y, col_w).div_(n)
+            uv = torch.addcmul(chunk_mean.neg().unsqueeze(1).unsqueeze(3), y, scale, out=ab)
+        chunk_moment = torch.cat((_col_sum((uv[0] * uv[1]).unsqueeze(0), w),
+                                  _col_sum(uv.mul_(uv), w)))
+        # Chan et al.'s exact merge of (kept, mean, moment) with the chunk's.
+        delta = chunk_mean.sub_(self.mean)
+        total = self.kept + n
+        self.moment += chunk_moment
+        self.moment[0] += delta[0] * delta[1] * (self.kept * n / total)
+        self.moment[1:] += delta * delta * (self.kept * n / total)
+        self.mean += delta * (n / total)
+        self.kept = total
+
+    def terms(self, row_weight: Tensor, inter_norm: float) -> Tuple[Tensor, Tensor]:
+        """``(inter, intra)``; then :attr:`dot`, :attr:`norms` (per row) and
+        :attr:`col_dot`, :attr:`col_norms` (per class) are set for backward."""
+        self.dot, self.norms = self.row[0], self.row[1:].sqrt()
+        inter = ((1 - self.dot / (self.norms[0] * self.norms[1] + EPS)).squeeze(1) *
+                 row_weight).sum() / inter_norm
+        self.col_dot, self.col_norms = self.moment[0], self.moment[1:].sqrt()
+        intra = (1 - self.col_dot / (self.col_norms[0] * self.col_norms[1] + EPS)).mean()
+        if self.kept == 0:
+            intra = intra * 0
+        return inter, intra
+
+    def save(self, ctx, row_weight: Tensor, inter_norm: float, tau: float, *extra: Tensor) -> None:
+        """Save what :func:`_grad_coefs` needs (and ``extra``) on ``ctx``."""
+        ctx.save_for_backward(row_weight, self.dot, self.norms, self.mean, self.col_dot,
+                              self.col_norms, *extra)
+        ctx.inter_norm, ctx.tau, ctx.kept = inter_norm, tau, self.kept
+
+
+def _grad_coefs(ctx, grad_inter: Tensor, grad_intra: Tensor, scale: float):
+    """Cosine coefficients ``(alpha, beta)`` per row and ``(gamma, delta)``
+    per class (see :func:`_cos_coefs`) of ``dLoss/dy_s / scale``, from what
+    :meth:`_PearsonStats.save` saved; returns them, the class means and the
+    ``extra`` tensors."""
+    row_weight, dot, norms, mean, col_dot, col_norms, *extra = ctx.saved_tensors
+    n_cls = mean.shape[1]
+    # The loss *decreases* with correlation: d(1 - r) = -dr.
+    row_coef = (grad_inter * (-1 / (ctx.inter_norm * scale))) * row_weight.unsqueeze(1)
+    alpha, beta = _cos_coefs(row_coef, dot, norms[0], norms[1])
+    col_coef = grad_intra * (-1 / (n_cls * scale)) if ctx.kept else grad_intra * 0
+    gamma, delta = _cos_coefs(col_coef, col_dot, col_norms[0], col_norms[1])
+    return alpha, beta, gamma, delta, mean, extra
+
+
 class _DISTTerms(torch.autograd.Function):
     """(inter, intra) Pearson distances with a closed-form backward.
 
@@ -58,15 +155,9 @@ class _DISTTerms(torch.autograd.Function):
     stacked on a leading dim so one op serves both. With ``x = z / tau``,
     ``e = exp(x - max_c x)``, ``Z = sum_c e`` and ``y = e / Z`` (the softmax,
     never stored: ``1 / Z`` is folded into the centring), it accumulates
-
-    * per row: ``<a, b>``, ``|a|^2``, ``|b|^2`` of ``a = y_s - 1/C``,
-      ``b = y_t - 1/C`` (a softmax row's mean is exactly ``1/C``);
-    * per class, over kept rows: count, means and centred co-moments
-      ``M_uv``, ``M_uu``, ``M_vv``. Each chunk's are centred on the chunk's own
-      means and merged exactly (Chan et al.):
-      ``M_uv = M_uv' + M_uv'' + (mu_u'' - mu_u')(mu_v'' - mu_v') n' n'' / n``,
-      so there is neither an ``E[uv] - E[u]E[v]`` cancellation nor a second
-      pass.
+    (:class:`_PearsonStats`) the per-row statistics of ``a = y_s - 1/C``,
+    ``b = y_t - 1/C`` (a softmax row's mean is exactly ``1/C``) and the
+    per-class ones over kept rows.
 
     Backward recomputes ``y = exp(x - lse)`` per chunk. With ``G = dLoss/dy_s``
     it returns ``(y_s * (G - <G, y_s>)) / tau`` (softmax backward), where for a
@@ -85,74 +176,32 @@ class _DISTTerms(torch.autograd.Function):
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
                 row_weight: Tensor, inter_norm: float, tau: float) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
-        n_cls = student.shape[1]
-        weight = None if keep is None else keep.to(dtype)
-        # Per row, [student, teacher]: max of x and Z; and <a, b>, |a|^2, |b|^2.
+        # Per row, [student, teacher]: max of x and Z.
         shape = (2, student.shape[0], 1, student.shape[2])
         peak, z = student.new_empty(shape, dtype=dtype), student.new_empty(shape, dtype=dtype)
-        row = student.new_empty((3, ) + shape[1:], dtype=dtype)
-        # Per class, over kept rows: means of y_s, y_t; co-moments uv, uu, vv.
-        mean = student.new_zeros((2, n_cls), dtype=dtype)
-        moment = student.new_zeros((3, n_cls), dtype=dtype)
-        minus_inv_c = student.new_full((), -1.0 / n_cls, dtype=dtype)
-        kept = 0
+        stats = _PearsonStats(student, keep, dtype)
+        minus_inv_c = student.new_full((), -1.0 / student.shape[1], dtype=dtype)
         for r, c in chunks(student):
             e = stacked_shifted(student[r, :, c], teacher[r, :, c], tau, dtype,
                                 peak[:, r, :, c]).exp_()
             inv_z = torch.sum(e, 2, keepdim=True, out=z[:, r, :, c]).reciprocal()
             # [a, b] = e / Z - 1/C, in one pass.
-            ab = torch.addcmul(minus_inv_c, e, inv_z)
-            torch.sum(ab[0] * ab[1], 1, keepdim=True, out=row[0, r, :, c])
-            torch.sum(ab.mul_(ab), 2, keepdim=True, out=row[1:, r, :, c])
-            if weight is None:
-                w, n = None, e.shape[1] * e.shape[3]
-            else:
-                w = weight[r, c].unsqueeze(0)
-                n = int(keep[r, c].sum())
-                if n == 0:
-                    continue
-            col_w = inv_z.squeeze(2) if w is None else inv_z.squeeze(2) * w
-            chunk_mean = _col_sum(e, col_w).div_(n)
-            # [u, v] = y - (the chunk's mean of y), in ab's buffer.
-            uv = torch.addcmul(chunk_mean.neg().unsqueeze(1).unsqueeze(3), e, inv_z, out=ab)
-            chunk_moment = torch.cat((_col_sum((uv[0] * uv[1]).unsqueeze(0), w),
-                                      _col_sum(uv.mul_(uv), w)))
-            # Chan et al.'s exact merge of (kept, mean, moment) with the chunk's.
-            delta = chunk_mean.sub_(mean)
-            total = kept + n
-            moment += chunk_moment
-            moment[0] += delta[0] * delta[1] * (kept * n / total)
-            moment[1:] += delta * delta * (kept * n / total)
-            mean += delta * (n / total)
-            kept = total
-        dot, norms = row[0], row[1:].sqrt()
-        inter = ((1 - dot / (norms[0] * norms[1] + EPS)).squeeze(1) * row_weight).sum() / inter_norm
-        col_norms = moment[1:].sqrt()
-        intra = (1 - moment[0] / (col_norms[0] * col_norms[1] + EPS)).mean()
-        if kept == 0:
-            intra = intra * 0
+            stats.add(r, c, torch.addcmul(minus_inv_c, e, inv_z), e, inv_z)
+        inter, intra = stats.terms(row_weight, inter_norm)
         neg_lse = z.log_().add_(peak).neg_()
         if keep is not None:  # exp(x - inf) = 0: ignored rows' y_s in backward
             neg_lse[0].masked_fill_(~keep.unsqueeze(1), float('-inf'))
-        ctx.save_for_backward(student, teacher, row_weight, neg_lse, dot, norms, mean,
-                              moment[0], col_norms)
-        ctx.inter_norm, ctx.tau, ctx.kept = inter_norm, tau, kept
+        stats.save(ctx, row_weight, inter_norm, tau, student, teacher, neg_lse)
         return inter, intra
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_inter: Tensor, grad_intra: Tensor):
-        (student, teacher, row_weight, neg_lse, dot, norms, mean, col_dot,
-         col_norms) = ctx.saved_tensors
         tau = ctx.tau
+        # d(z / tau)/dz = 1 / tau, folded into the coefficients.
+        alpha, beta, gamma, delta, mean, (student, teacher, neg_lse) = _grad_coefs(
+            ctx, grad_inter, grad_intra, tau)
         dtype = compute_dtype(student)
-        n_cls = student.shape[1]
-        # The loss *decreases* with correlation: d(1 - r) = -dr; and
-        # d(z / tau)/dz = 1 / tau.
-        row_coef = (grad_inter * (-1 / (ctx.inter_norm * tau))) * row_weight.unsqueeze(1)
-        alpha, beta = _cos_coefs(row_coef, dot, norms[0], norms[1])
-        col_coef = grad_intra * (-1 / (n_cls * tau)) if ctx.kept else grad_intra * 0
-        gamma, delta = _cos_coefs(col_coef, col_dot, col_norms[0], col_norms[1])
         kappa = (delta * mean[0] - gamma * mean[1]).view(1, -1, 1)
         gamma, neg_delta, neg_beta = gamma.view(1, -1, 1), delta.neg().view(1, -1, 1), beta.neg_()
         grad = torch.empty_like(student)
@@ -175,8 +224,7 @@ class _SigmoidDISTTerms(torch.autograd.Function):
 
     Chunk by chunk as :class:`_DISTTerms`; a chunk always holds whole rows
     (all C classes), so each row is centred on its exact mean ``m`` there:
-    ``a = y_s - m_s``, ``b = y_t - m_t``. Per-class statistics are merged
-    across chunks the same way (Chan et al.). Backward, with ``G = dLoss/dy_s``
+    ``a = y_s - m_s``, ``b = y_t - m_t``. Backward, with ``G = dLoss/dy_s``
     on a kept row ``i`` and class ``c``:
 
         G = alpha_i (y_t - m_t,i) - beta_i (y_s - m_s,i)
@@ -192,60 +240,22 @@ class _SigmoidDISTTerms(torch.autograd.Function):
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
                 row_weight: Tensor, inter_norm: float, tau: float) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
-        n_cls = student.shape[1]
-        weight = None if keep is None else keep.to(dtype)
-        shape = (2, student.shape[0], 1, student.shape[2])
-        row_mean = student.new_empty(shape, dtype=dtype)
-        row = student.new_empty((3, ) + shape[1:], dtype=dtype)
-        mean = student.new_zeros((2, n_cls), dtype=dtype)
-        moment = student.new_zeros((3, n_cls), dtype=dtype)
-        kept = 0
+        row_mean = student.new_empty((2, student.shape[0], 1, student.shape[2]), dtype=dtype)
+        stats = _PearsonStats(student, keep, dtype)
         for r, c in chunks(student):
             y = stacked(student[r, :, c], teacher[r, :, c], tau, dtype).sigmoid_()
-            ab = y - torch.mean(y, 2, keepdim=True, out=row_mean[:, r, :, c])
-            torch.sum(ab[0] * ab[1], 1, keepdim=True, out=row[0, r, :, c])
-            torch.sum(ab.mul_(ab), 2, keepdim=True, out=row[1:, r, :, c])
-            if weight is None:
-                w, n = None, y.shape[1] * y.shape[3]
-            else:
-                w = weight[r, c].unsqueeze(0)
-                n = int(keep[r, c].sum())
-                if n == 0:
-                    continue
-            chunk_mean = _col_sum(y, w).div_(n)
-            uv = torch.sub(y, chunk_mean.unsqueeze(1).unsqueeze(3), out=ab)
-            chunk_moment = torch.cat((_col_sum((uv[0] * uv[1]).unsqueeze(0), w),
-                                      _col_sum(uv.mul_(uv), w)))
-            delta = chunk_mean.sub_(mean)
-            total = kept + n
-            moment += chunk_moment
-            moment[0] += delta[0] * delta[1] * (kept * n / total)
-            moment[1:] += delta * delta * (kept * n / total)
-            mean += delta * (n / total)
-            kept = total
-        dot, norms = row[0], row[1:].sqrt()
-        inter = ((1 - dot / (norms[0] * norms[1] + EPS)).squeeze(1) * row_weight).sum() / inter_norm
-        col_norms = moment[1:].sqrt()
-        intra = (1 - moment[0] / (col_norms[0] * col_norms[1] + EPS)).mean()
-        if kept == 0:
-            intra = intra * 0
-        ctx.save_for_backward(student, teacher, keep, row_weight, row_mean, dot, norms, mean,
-                              moment[0], col_norms)
-        ctx.inter_norm, ctx.tau, ctx.kept = inter_norm, tau, kept
+            stats.add(r, c, y - torch.mean(y, 2, keepdim=True, out=row_mean[:, r, :, c]), y)
+        inter, intra = stats.terms(row_weight, inter_norm)
+        stats.save(ctx, row_weight, inter_norm, tau, student, teacher, row_mean, keep)
         return inter, intra
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_inter: Tensor, grad_intra: Tensor):
-        (student, teacher, keep, row_weight, row_mean, dot, norms, mean, col_dot,
-         col_norms) = ctx.saved_tensors
         tau = ctx.tau
+        alpha, beta, gamma, delta, mean, (student, teacher, row_mean, keep) = _grad_coefs(
+            ctx, grad_inter, grad_intra, 1.0)
         dtype = compute_dtype(student)
-        n_cls = student.shape[1]
-        row_coef = (grad_inter * (-1 / ctx.inter_norm)) * row_weight.unsqueeze(1)
-        alpha, beta = _cos_coefs(row_coef, dot, norms[0], norms[1])
-        col_coef = grad_intra * (-1 / n_cls) if ctx.kept else grad_intra * 0
-        gamma, delta = _cos_coefs(col_coef, col_dot, col_norms[0], col_norms[1])
         # G = (alpha + gamma) y_t - (beta + delta) y_s + shift, with
         # shift = beta m_s - alpha m_t + delta mu_s - gamma mu_t.
         col_shift = (delta * mean[0] - gamma * mean[1]).view(1, -1, 1)
@@ -333,6 +343,8 @@ class DISTLoss(LogitLoss):
     (means over rows and classes); ``reduction_override`` accepts ``'mean'``.
     """
 
+    per_row = False
+
     def __init__(self,
                  beta: float = 1.0,
                  gamma: float = 1.0,
@@ -340,32 +352,19 @@ class DISTLoss(LogitLoss):
                  loss_weight: float = 1.0,
                  ignore_index: Optional[int] = 255,
                  use_sigmoid: bool = False) -> None:
-        super().__init__()
         check_non_negative(beta=beta, gamma=gamma, loss_weight=loss_weight)
+        super().__init__(tau, loss_weight, 'mean', ignore_index)
         self.use_sigmoid = bool(use_sigmoid)
         self.beta = beta
         self.gamma = gamma
-        self.tau = check_tau(tau)
-        self.loss_weight = loss_weight
-        self.ignore_index = ignore_index
 
-    def forward_parts(self,
-                      student_logits: Tensor,
-                      teacher_logits: Tensor,
-                      target: Optional[Tensor] = None,
-                      weight: Optional[Tensor] = None,
-                      avg_factor: Optional[float] = None,
-                      reduction_override: Optional[str] = None) -> Dict[str, Tensor]:
-        """Weighted loss plus the raw ``inter`` and ``intra`` distances."""
-        if reduction_override not in (None, 'mean'):
-            raise ValueError('DISTLoss correlates rows with each other and has no '
-                             f"per-row form: reduction_override='{reduction_override}' "
-                             "is not supported (use None or 'mean').")
-        parts = dist_loss_parts(student_logits, teacher_logits, target, self.beta,
-                                self.gamma, self.tau, weight, avg_factor, self.ignore_index,
-                                self.use_sigmoid)
-        parts['loss'] = self.loss_weight * parts['loss']
-        return parts
+    def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
+                   target: Optional[Tensor], weight: Optional[Tensor],
+                   avg_factor: Optional[float], reduction: str) -> Dict[str, Tensor]:
+        """``tau^2 * (beta * inter + gamma * intra)`` plus the raw ``inter``
+        and ``intra`` distances."""
+        return dist_loss_parts(student_logits, teacher_logits, target, self.beta, self.gamma,
+                               self.tau, weight, avg_factor, self.ignore_index, self.use_sigmoid)
 
     def extra_repr(self) -> str:
         return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '

@@ -20,8 +20,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import (LogitLoss, RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, full_precision, reduce_rows, stacked, to_rows)
+from .base import LogitLoss, check_non_negative, check_reduction, check_tau
+from .utils import (RowLayout, chunks, compute_dtype, full_precision, reduce_rows, stacked,
+                    to_rows)
 
 
 class _DKDRows(torch.autograd.Function):
@@ -179,29 +180,18 @@ class DKDLoss(LogitLoss):
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
                  ignore_index: Optional[int] = 255) -> None:
-        super().__init__()
         check_non_negative(alpha=alpha, beta=beta, loss_weight=loss_weight)
+        super().__init__(tau, loss_weight, reduction, ignore_index)
         self.alpha = alpha
         self.beta = beta
-        self.tau = check_tau(tau)
-        self.loss_weight = loss_weight
-        self.reduction = check_reduction(reduction)
-        self.ignore_index = ignore_index
 
-    def forward_parts(self,
-                      student_logits: Tensor,
-                      teacher_logits: Tensor,
-                      target: Optional[Tensor] = None,
-                      weight: Optional[Tensor] = None,
-                      avg_factor: Optional[float] = None,
-                      reduction_override: Optional[str] = None) -> Dict[str, Tensor]:
-        """Weighted loss plus the unweighted ``tckd`` and ``nckd`` terms."""
-        parts = dkd_loss_parts(
-            student_logits, teacher_logits, target, alpha=self.alpha, beta=self.beta,
-            tau=self.tau, weight=weight, reduction=reduction_override or self.reduction,
-            avg_factor=avg_factor, ignore_index=self.ignore_index)
-        parts['loss'] = self.loss_weight * parts['loss']
-        return parts
+    def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
+                   target: Optional[Tensor], weight: Optional[Tensor],
+                   avg_factor: Optional[float], reduction: str) -> Dict[str, Tensor]:
+        """``alpha * TCKD + beta * NCKD`` plus the ``tckd`` and ``nckd`` terms."""
+        return dkd_loss_parts(student_logits, teacher_logits, target, alpha=self.alpha,
+                              beta=self.beta, tau=self.tau, weight=weight, reduction=reduction,
+                              avg_factor=avg_factor, ignore_index=self.ignore_index)
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, beta={self.beta}, tau={self.tau}, '

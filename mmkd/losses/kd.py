@@ -22,8 +22,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .utils import (LogitLoss, RowLayout, check_non_negative, check_reduction, check_tau, chunks,
-                    compute_dtype, full_precision, reduce_rows, stacked, stacked_shifted, to_rows)
+from .base import LogitLoss, check_reduction, check_tau
+from .utils import (RowLayout, chunks, compute_dtype, full_precision, reduce_rows, stacked,
+                    stacked_shifted, to_rows)
 
 
 class _KDRows(torch.autograd.Function):
@@ -182,26 +183,15 @@ class KDLoss(LogitLoss):
                  reduction: str = 'mean',
                  ignore_index: Optional[int] = 255,
                  use_sigmoid: bool = False) -> None:
-        super().__init__()
-        self.tau = check_tau(tau)
+        super().__init__(tau, loss_weight, reduction, ignore_index)
         self.use_sigmoid = bool(use_sigmoid)
-        check_non_negative(loss_weight=loss_weight)
-        self.loss_weight = loss_weight
-        self.reduction = check_reduction(reduction)
-        self.ignore_index = ignore_index
 
-    def forward_parts(self,
-                      student_logits: Tensor,
-                      teacher_logits: Tensor,
-                      target: Optional[Tensor] = None,
-                      weight: Optional[Tensor] = None,
-                      avg_factor: Optional[float] = None,
-                      reduction_override: Optional[str] = None) -> Dict[str, Tensor]:
+    def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
+                   target: Optional[Tensor], weight: Optional[Tensor],
+                   avg_factor: Optional[float], reduction: str) -> Dict[str, Tensor]:
         """``dict(loss=...)``: KD has no decomposed terms of its own."""
-        loss = kd_loss(student_logits, teacher_logits, target, self.tau, weight,
-                       reduction_override or self.reduction, avg_factor, self.ignore_index,
-                       self.use_sigmoid)
-        return dict(loss=self.loss_weight * loss)
+        return dict(loss=kd_loss(student_logits, teacher_logits, target, self.tau, weight,
+                                 reduction, avg_factor, self.ignore_index, self.use_sigmoid))
 
     def extra_repr(self) -> str:
         return (f'tau={self.tau}, loss_weight={self.loss_weight}, reduction={self.reduction}, '

@@ -5,17 +5,20 @@ Every logit loss sees its input as ``(B, C, L)``: ``(N, C)`` logits become
 so no permuted copy of a segmentation map is ever made. A *row* is one
 ``(b, l)`` position: one RoI, one image, or one pixel.
 """
-from typing import Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Iterator, NamedTuple, Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+# Re-exported: ``mmkd.losses.utils.LogitLoss`` and the setting checks lived
+# here before mmkd/losses/base.py; callers (e.g. PSKDSnapshotHook) import them.
+from .base import (REDUCTIONS, LogitLoss, check_non_negative, check_reduction,  # noqa: F401
+                   check_tau)
 
 #: Elements of one chunk of a loss's forward/backward; a few compute-dtype
 #: temporaries of this size live at once, so memory stays flat in the input.
 #: Read at call time (tests patch it).
 CHUNK_ELEMENTS = 1 << 20
-
-REDUCTIONS = ('none', 'mean', 'sum')
 
 
 class RowLayout(NamedTuple):
@@ -25,24 +28,6 @@ class RowLayout(NamedTuple):
     target: Optional[Tensor]  # (B, L) int64, or None
     keep: Optional[Tensor]  # (B, L) bool, or None when every row counts
     row_shape: torch.Size  # (N,) or (N, H, W): shape of per-row results
-
-
-def check_tau(tau: float) -> float:
-    if not tau > 0:
-        raise ValueError(f'tau (the softmax temperature) must be > 0, got {tau}.')
-    return float(tau)
-
-
-def check_non_negative(**values: float) -> None:
-    for name, value in values.items():
-        if value < 0:
-            raise ValueError(f'{name} must be >= 0, got {value}.')
-
-
-def check_reduction(reduction: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got '{reduction}'.")
-    return reduction
 
 
 def to_rows(student: Tensor,
@@ -192,30 +177,3 @@ def reduce_rows(rows: Tensor,
         count = rows.numel() if layout.keep is None else int(layout.keep.sum())
         avg_factor = max(count, 1)
     return total / avg_factor
-
-
-class LogitLoss(nn.Module):
-    """mmdet's loss-module interface shared by KD, DKD and DIST.
-
-    Subclasses implement :meth:`forward_parts`, returning
-    ``dict(loss=<weighted loss>, **decomposed_terms)``; :meth:`forward` returns
-    its ``loss`` so the module fits wherever an mmdet loss does.
-    """
-
-    def forward_parts(self, student_logits: Tensor, teacher_logits: Tensor,
-                      target: Optional[Tensor] = None, weight: Optional[Tensor] = None,
-                      avg_factor: Optional[float] = None,
-                      reduction_override: Optional[str] = None) -> Dict[str, Tensor]:
-        raise NotImplementedError
-
-    def forward(self,
-                student_logits: Tensor,
-                teacher_logits: Tensor,
-                target: Optional[Tensor] = None,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Args: logits ``(N, C)`` or ``(N, C, H, W)``; target ``(N,)`` or
-        ``(N, H, W)`` class indices (required by DKD); weight per row."""
-        return self.forward_parts(student_logits, teacher_logits, target, weight, avg_factor,
-                                  reduction_override)['loss']
