@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from mmkd.hosts.mmengine import tensor_forward
 from mmkd.registry import MODELS
 from .capture import CallRecorder
+from .teacher_precision import TeacherFaults, check_precision, teacher_autocast, to_float32
 from .teacher import (build_loss_dict, build_model, check_same_classes,  # noqa: F401
                       check_same_preprocessing, load_teacher_checkpoint, model_config,
                       student_state_dict, with_default_preprocessor)
@@ -70,6 +71,10 @@ class BaseDistiller(BaseModel):
             trains with the student (it is in checkpoints, not in the export).
         teacher_ckpt_hint: added to the error when ``teacher_ckpt`` cannot be
             read, e.g. the command that trains the teacher.
+        teacher_precision: ``'fp32'`` (default), ``'bf16'`` or ``'fp16'``: the
+            teacher's forward runs under an autocast of its own, whatever the
+            student's AMP setting; its logits and features reach the losses
+            in float32. bf16 has fp32's range; fp16 can overflow (named as such).
     """
 
     #: the host library that builds a task's configs ('mmdet', 'mmseg',
@@ -83,7 +88,8 @@ class BaseDistiller(BaseModel):
                  distill_losses: Optional[dict] = None,
                  reviewkd: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
-                 teacher_ckpt_hint: Optional[str] = None) -> None:
+                 teacher_ckpt_hint: Optional[str] = None,
+                 teacher_precision: str = 'fp32') -> None:
         if not self.scope:
             raise TypeError(f'{type(self).__name__} must set `scope` (the host library that '
                             'builds its models: mmdet, mmseg or mmpretrain).')
@@ -118,6 +124,8 @@ class BaseDistiller(BaseModel):
         #: ``kd_agreement``, ...), filled as the distiller logs them: the
         #: contract :class:`mmkd.engine.DistillLogProcessor` reads.
         self.logged_terms = set()
+        self.teacher_precision = check_precision(teacher_precision)
+        self.teacher_faults = TeacherFaults(teacher_precision)
         self._announced = False
         self._register_state_dict_hook(_drop_teacher_keys)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
@@ -174,16 +182,20 @@ class BaseDistiller(BaseModel):
                     child.init_weights()
 
     def run_teacher(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
-        """:meth:`teacher_forward` under no_grad (the teacher is in eval mode
-        throughout): the one place where the teacher runs."""
-        with torch.no_grad():
-            return self.teacher_forward(inputs, student)
+        """:meth:`teacher_forward` under no_grad and the teacher's own
+        autocast (``teacher_precision``), its outputs as float32 (the teacher
+        is in eval mode throughout): the one place where the teacher runs."""
+        device = inputs.device.type if torch.is_tensor(inputs) else 'cpu'
+        with torch.no_grad(), teacher_autocast(self.teacher_precision, device):
+            out = self.teacher_forward(inputs, student)
+        return to_float32(out)
 
     # -- training ----------------------------------------------------------------
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         if not self._announced:
             self._announced = True
             print_log(self.describe(), logger='current')
+        self.teacher_faults.check_previous_step()
         if not self.distill_active:
             return self.scale_student_losses(self.student_loss(inputs, data_samples))
         try:
@@ -196,6 +208,8 @@ class BaseDistiller(BaseModel):
             raise ValueError(f'distillation keys {clash} clash with the student\'s own loss keys; '
                              'rename them in distill_losses.')
         self.logged_terms.update(key for key in distilled if 'loss' not in key)
+        self.teacher_faults.end_step([key for key in distilled if 'loss' in key],
+                                     _where(data_samples))
         factor = self.distill_factor
         for key, value in distilled.items():
             losses[key] = value * factor if factor != 1 and 'loss' in key else value
@@ -210,6 +224,13 @@ class BaseDistiller(BaseModel):
         student = self.read_student(calls, inputs, data_samples)
         teacher = self.run_teacher(inputs, student)
         return losses, self.distill_terms(student, teacher, data_samples)
+
+    def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """mmengine's (its train step, and its DDP wrapper's, call it): from
+        now on the losses are logged, so non-finite teacher logits are
+        checked on the logged values, without a sync (:class:`TeacherFaults`)."""
+        self.teacher_faults.deferred = True
+        return super().parse_losses(losses)
 
     def describe(self) -> str:
         """One log line: the models, where the teacher came from, the losses.
@@ -256,8 +277,9 @@ class BaseDistiller(BaseModel):
                 target: Optional[Tensor], losses: Optional[nn.ModuleDict] = None,
                 prefix: str = '') -> Dict[str, Tensor]:
         """Every configured logit loss (``losses``, default
-        ``distill_losses``), plus its decomposed terms (detached)."""
-        _check_finite_teacher(teacher_logits)
+        ``distill_losses``), plus its decomposed terms (detached). Non-finite
+        teacher logits stop the run (:class:`TeacherFaults`)."""
+        teacher_logits, scale, offset = self.teacher_faults.guard(teacher_logits)
         out = {}
         for name, loss in (self.distill_losses if losses is None else losses).items():
             if hasattr(loss, 'forward_parts'):
@@ -268,6 +290,8 @@ class BaseDistiller(BaseModel):
             base = name.replace('loss_', '').replace('loss', '') or 'distill'
             for term, value in parts.items():
                 out[f'{prefix}{base}_{term}'] = value.detach()
+        if scale is not None:  # in a training loop: NaN (zero gradient) if not finite
+            out = {key: value * scale + offset for key, value in out.items()}
         return out
 
     def review(self, student_feats, teacher_feats) -> Dict[str, Tensor]:
@@ -282,14 +306,16 @@ class BaseDistiller(BaseModel):
         """Fraction of rows (or kept pixels) where student and teacher agree
         on the top-1 class; logits ``(N, C, ...)``, ``keep`` ``(N, ...)``."""
         same = student_logits.detach().argmax(1) == teacher_logits.detach().argmax(1)
-        if keep is not None:
-            same = same[keep]
         if same.numel() == 0:
             return student_logits.new_zeros(()).detach()
-        return same.float().mean()
+        if keep is None:
+            return same.float().mean()
+        # weighted, not indexed: a data-dependent index would sync the device
+        return (same & keep).sum().float() / keep.sum().clamp(min=1).float()
 
     # -- inference: the student alone -----------------------------------------------
     def predict(self, inputs: Tensor, data_samples=None):
+        self.teacher_faults.check_previous_step()  # the last training step's
         return self.student.predict(inputs, data_samples)
 
     def _forward(self, inputs: Tensor, data_samples=None):
@@ -316,15 +342,6 @@ def _where(data_samples) -> str:
     it = hub.get_info('iter')
     it = '?' if it is None else it + 1  # 1-based, as the training log counts
     return f'iteration {it}, samples: {", ".join(names) or "?"}'
-
-
-def _check_finite_teacher(teacher_logits: Tensor) -> None:
-    if not bool(torch.isfinite(teacher_logits).all()):
-        bad = int((~torch.isfinite(teacher_logits)).sum())
-        raise FloatingPointError(
-            f'the teacher produced {bad} non-finite logits (NaN/inf) on this batch: the teacher '
-            'is at fault, not the student. Check teacher_ckpt (a diverged or corrupt checkpoint) '
-            'and that the teacher runs in a precision it supports.')
 
 
 def _drop_teacher_keys(module, state_dict, prefix, local_metadata):

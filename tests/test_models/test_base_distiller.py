@@ -208,3 +208,70 @@ def test_base_distiller_has_no_task():
     assert issubclass(ToyDistiller, BaseDistiller)
     with pytest.raises(TypeError):
         BaseDistiller(nn.Linear(1, 1), nn.Linear(1, 1))
+
+
+# -- the teacher's precision and the deferred finiteness check ------------------------------
+class DtypeProbe(ToyDistiller):
+    """Records the dtype the teacher's head computes in."""
+
+    def teacher_forward(self, inputs, student):
+        out = super().teacher_forward(inputs, student)
+        self.teacher_dtype = out['logits'].dtype
+        return out
+
+
+@pytest.mark.parametrize('precision, dtype', [('fp32', torch.float32), ('bf16', torch.bfloat16),
+                                              ('fp16', torch.float16)])
+def test_the_teacher_runs_in_its_own_precision_and_hands_float32_on(precision, dtype):
+    torch.manual_seed(0)
+    model = DtypeProbe(ToyClassifier(), ToyClassifier(width=16), distill_losses=KD,
+                       teacher_precision=precision)
+    inputs, labels = toy_batch()
+    student = dict(logits=None)
+    # an outer (student) autocast in bf16 does not decide the teacher's precision
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model.run_teacher(inputs, student)
+    assert model.teacher_dtype == dtype and out['logits'].dtype == torch.float32
+
+
+def test_a_bf16_teacher_is_close_to_the_fp32_teacher():
+    inputs, labels = toy_batch(n=64)
+    exact = toy().loss(inputs, labels)['loss_kd']
+    half = toy(teacher_precision='bf16').loss(inputs, labels)['loss_kd']
+    assert half.dtype == torch.float32
+    assert abs(float(half.detach()) - float(exact.detach())) <= 0.02 * float(exact.detach())
+
+
+def test_an_unknown_teacher_precision_is_refused():
+    with pytest.raises(ValueError, match='teacher_precision'):
+        toy(teacher_precision='int8')
+
+
+def test_an_fp16_overflow_is_named_and_suggests_bf16():
+    model = toy(teacher_precision='fp16')
+    with torch.no_grad():
+        model.teacher.head.weight.mul_(1e6)  # logits beyond fp16's 65504
+    with pytest.raises(FloatingPointError, match=r'fp16 overflow(.|\n)*bf16'):
+        model.loss(*toy_batch())
+
+
+def test_in_a_training_loop_a_non_finite_teacher_stops_the_next_step_without_nan_gradients():
+    """Once mmengine parses the losses, the step with a broken teacher logs
+    a NaN loss but leaves every gradient finite, and the next step raises
+    naming the broken step's samples."""
+    from mmengine.logging import MessageHub
+    model = toy()
+    hub = MessageHub.get_instance('test_deferred_teacher_check')
+    inputs, labels = toy_batch()
+    model.parse_losses(model.loss(inputs, labels))  # mmengine's train step: deferred from now
+    with torch.no_grad():
+        model.teacher.head.bias[0] = float('inf')
+    losses = model.loss(inputs, labels)
+    assert torch.isnan(losses['loss_kd'])
+    total, log_vars = model.parse_losses(losses)
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    for key, value in log_vars.items():  # what mmengine's RuntimeInfoHook does
+        hub.update_scalar(f'train/{key}', value)
+    with pytest.raises(FloatingPointError, match=r'teacher produced 6 non-finite(.|\n)*iteration'):
+        model.loss(inputs, labels)
