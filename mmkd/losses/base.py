@@ -5,11 +5,17 @@ loss weight, reduction, ignored label), checks them once at construction, and
 writes ``forward`` / ``forward_parts`` once: a subclass only says how to
 compute its unweighted terms (:meth:`LogitLoss.loss_parts`).
 """
+import os
 from typing import Dict, Optional
 
 from torch import Tensor, nn
 
 REDUCTIONS = ('none', 'mean', 'sum')
+
+#: Check target values on every call, not only a module's first one (each
+#: check waits for the device once). ``MMKD_CHECK_TARGETS=1`` in the
+#: environment sets it; read at call time (tests patch it).
+CHECK_TARGETS_EVERY_CALL = os.environ.get('MMKD_CHECK_TARGETS', '0') not in ('', '0')
 
 
 def check_tau(tau: float) -> float:
@@ -55,6 +61,15 @@ class LogitLoss(nn.Module):
 
     A loss whose rows are coupled (DIST) sets :attr:`per_row` to ``False``:
     its only reduction is ``'mean'``.
+
+    No call waits for the device (no host-device sync) except the target
+    check: whether every kept target lies in ``[0, C)`` can only be known on
+    the host, so it runs on the module's first call with a target and then
+    only when :data:`CHECK_TARGETS_EVERY_CALL` is set (``MMKD_CHECK_TARGETS=1``).
+    A later out-of-range target is not reported clearly: KD and DIST use
+    targets only to find ignored rows, so such a row simply counts; DKD's
+    gather of it fails (an index error on the CPU, a device-side assert on
+    CUDA).
     """
 
     #: Whether the loss has a per-row form (``'none'`` / ``'sum'`` reductions).
@@ -71,11 +86,14 @@ class LogitLoss(nn.Module):
         self.loss_weight = loss_weight
         self.reduction = check_reduction(reduction)
         self.ignore_index = ignore_index
+        self.targets_checked = False
 
     def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
                    target: Optional[Tensor], weight: Optional[Tensor],
-                   avg_factor: Optional[float], reduction: str) -> Dict[str, Tensor]:
-        """The unweighted ``dict(loss=..., **terms)``; see :meth:`forward`."""
+                   avg_factor: Optional[float], reduction: str,
+                   check_target: bool) -> Dict[str, Tensor]:
+        """The unweighted ``dict(loss=..., **terms)``; see :meth:`forward`.
+        ``check_target``: whether to check the target's values (one sync)."""
         raise NotImplementedError
 
     def forward_parts(self,
@@ -92,8 +110,12 @@ class LogitLoss(nn.Module):
             raise ValueError(f'{type(self).__name__} correlates rows with each other and has '
                              f"no per-row form: reduction_override='{reduction_override}' "
                              "is not supported (use None or 'mean').")
+        check = target is not None and (CHECK_TARGETS_EVERY_CALL or not self.targets_checked)
         parts = self.loss_parts(student_logits, teacher_logits, target, weight, avg_factor,
-                                reduction_override or self.reduction)
+                                reduction_override or self.reduction, check)
+        # Only once the check has passed: a module keeps raising on bad
+        # targets until it has seen good ones.
+        self.targets_checked = self.targets_checked or check
         parts['loss'] = self.loss_weight * parts['loss']
         return parts
 

@@ -18,7 +18,7 @@ detectors): ``y = sigmoid(z / tau)`` per class instead of the softmax. Rows no
 longer sum to 1, so each row is centred on its own mean; everything else is
 the same.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -26,8 +26,8 @@ from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 from .base import LogitLoss, check_non_negative, check_tau
-from .utils import (RowLayout, chunks, compute_dtype, full_precision, stacked, stacked_shifted,
-                    to_rows)
+from .utils import (RowLayout, chunks, compute_dtype, full_precision, kept_rows, stacked,
+                    stacked_shifted, to_rows)
 
 EPS = 1e-8
 
@@ -50,6 +50,30 @@ def _col_sum(x: Tensor, weight: Optional[Tensor]) -> Tensor:
     # One einsum per model: a batched matrix-vector product is far slower.
     weight = weight.expand(x.shape[0], -1, -1)
     return torch.stack([torch.einsum('bcl,bl->c', x[i], weight[i]) for i in range(x.shape[0])])
+
+
+#: A count or divisor: a Python number when known on the host, else a 0-dim
+#: float64 tensor on the device (a count of kept rows), never read back.
+Count = Union[int, float, Tensor]
+
+
+def _at_least_one(count: Count) -> Count:
+    """``max(count, 1)``, on the device for a tensor (``count`` is a number of
+    rows: only 0 is below 1; a Python count here is never 0)."""
+    return count.clamp(min=1) if isinstance(count, Tensor) else count
+
+
+def _like(count: Count, x: Tensor) -> Count:
+    """``count`` in ``x``'s dtype when a tensor: a 0-dim float64 tensor would
+    otherwise promote a 0-dim float32 result to float64."""
+    return count.to(x.dtype) if isinstance(count, Tensor) else count
+
+
+def _zero_unless_kept(x: Tensor, kept: Count) -> Tensor:
+    """``x``, or ``x * 0`` (still in the graph) when no row is kept."""
+    if isinstance(kept, Tensor):
+        return x * (kept > 0)
+    return x if kept else x * 0
 
 
 class _PearsonStats:
@@ -91,17 +115,17 @@ class _PearsonStats:
         if self.weight is None:
             w, n = None, y.shape[1] * y.shape[3]
         else:
+            # Kept rows of the chunk, counted on the device (no sync); there
+            # may be none: every sum below is then 0 and so is every update.
             w = self.weight[r, c].unsqueeze(0)
-            n = int(self.keep[r, c].sum())
-            if n == 0:
-                return
+            n = self.keep[r, c].sum().to(torch.float64)
         if scale is None:
-            chunk_mean = _col_sum(y, w).div_(n)
+            chunk_mean = _col_sum(y, w).div_(_at_least_one(n))
             # [u, v] = y - (the chunk's mean of y), in ab's buffer.
             uv = torch.sub(y, chunk_mean.unsqueeze(1).unsqueeze(3), out=ab)
         else:
             col_w = scale.squeeze(2) if w is None else scale.squeeze(2) * w
-            chunk_mean = _col_sum(y, col_w).div_(n)
+            chunk_mean = _col_sum(y, col_w).div_(_at_least_one(n))
             uv = torch.addcmul(chunk_mean.neg().unsqueeze(1).unsqueeze(3), y, scale, out=ab)
         chunk_moment = torch.cat((_col_sum((uv[0] * uv[1]).unsqueeze(0), w),
                                   _col_sum(uv.mul_(uv), w)))
@@ -109,24 +133,24 @@ class _PearsonStats:
         delta = chunk_mean.sub_(self.mean)
         total = self.kept + n
         self.moment += chunk_moment
-        self.moment[0] += delta[0] * delta[1] * (self.kept * n / total)
-        self.moment[1:] += delta * delta * (self.kept * n / total)
-        self.mean += delta * (n / total)
+        self.moment[0] += delta[0] * delta[1] * (self.kept * n / _at_least_one(total))
+        self.moment[1:] += delta * delta * (self.kept * n / _at_least_one(total))
+        self.mean += delta * (n / _at_least_one(total))
         self.kept = total
 
-    def terms(self, row_weight: Tensor, inter_norm: float) -> Tuple[Tensor, Tensor]:
+    def terms(self, row_weight: Tensor, inter_norm: Count) -> Tuple[Tensor, Tensor]:
         """``(inter, intra)``; then :attr:`dot`, :attr:`norms` (per row) and
         :attr:`col_dot`, :attr:`col_norms` (per class) are set for backward."""
         self.dot, self.norms = self.row[0], self.row[1:].sqrt()
         inter = ((1 - self.dot / (self.norms[0] * self.norms[1] + EPS)).squeeze(1) *
-                 row_weight).sum() / inter_norm
+                 row_weight).sum()
+        inter = inter / _like(inter_norm, inter)
         self.col_dot, self.col_norms = self.moment[0], self.moment[1:].sqrt()
         intra = (1 - self.col_dot / (self.col_norms[0] * self.col_norms[1] + EPS)).mean()
-        if self.kept == 0:
-            intra = intra * 0
-        return inter, intra
+        return inter, _zero_unless_kept(intra, self.kept)
 
-    def save(self, ctx, row_weight: Tensor, inter_norm: float, tau: float, *extra: Tensor) -> None:
+    def save(self, ctx, row_weight: Tensor, inter_norm: Count, tau: float,
+             *extra: Optional[Tensor]) -> None:
         """Save what :func:`_grad_coefs` needs (and ``extra``) on ``ctx``."""
         ctx.save_for_backward(row_weight, self.dot, self.norms, self.mean, self.col_dot,
                               self.col_norms, *extra)
@@ -141,9 +165,10 @@ def _grad_coefs(ctx, grad_inter: Tensor, grad_intra: Tensor, scale: float):
     row_weight, dot, norms, mean, col_dot, col_norms, *extra = ctx.saved_tensors
     n_cls = mean.shape[1]
     # The loss *decreases* with correlation: d(1 - r) = -dr.
-    row_coef = (grad_inter * (-1 / (ctx.inter_norm * scale))) * row_weight.unsqueeze(1)
+    coef = _like(-1 / (ctx.inter_norm * scale), grad_inter)
+    row_coef = (grad_inter * coef) * row_weight.unsqueeze(1)
     alpha, beta = _cos_coefs(row_coef, dot, norms[0], norms[1])
-    col_coef = grad_intra * (-1 / (n_cls * scale)) if ctx.kept else grad_intra * 0
+    col_coef = _zero_unless_kept(grad_intra * (-1 / (n_cls * scale)), ctx.kept)
     gamma, delta = _cos_coefs(col_coef, col_dot, col_norms[0], col_norms[1])
     return alpha, beta, gamma, delta, mean, extra
 
@@ -174,7 +199,7 @@ class _DISTTerms(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
-                row_weight: Tensor, inter_norm: float, tau: float) -> Tuple[Tensor, Tensor]:
+                row_weight: Tensor, inter_norm: Count, tau: float) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
         # Per row, [student, teacher]: max of x and Z.
         shape = (2, student.shape[0], 1, student.shape[2])
@@ -238,7 +263,7 @@ class _SigmoidDISTTerms(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
-                row_weight: Tensor, inter_norm: float, tau: float) -> Tuple[Tensor, Tensor]:
+                row_weight: Tensor, inter_norm: Count, tau: float) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
         row_mean = student.new_empty((2, student.shape[0], 1, student.shape[2]), dtype=dtype)
         stats = _PearsonStats(student, keep, dtype)
@@ -294,10 +319,12 @@ def dist_terms(layout: RowLayout, tau: float, weight: Optional[Tensor] = None,
         row_weight = weight.detach().reshape(shape).to(dtype)
     if layout.keep is not None:
         row_weight = row_weight * layout.keep
-        kept = int(layout.keep.sum())
-    else:
-        kept = shape[0] * shape[1]
-    inter_norm = float(avg_factor) if avg_factor is not None else float(max(kept, 1))
+    if avg_factor is None:
+        inter_norm = kept_rows(layout, torch.float64)
+        inter_norm = inter_norm if isinstance(inter_norm, Tensor) else float(inter_norm)
+    else:  # mmdet passes it as a tensor at times: no float() of it here
+        inter_norm = (avg_factor.detach().to(torch.float64) if isinstance(avg_factor, Tensor)
+                      else float(avg_factor))
     kernel = _SigmoidDISTTerms if use_sigmoid else _DISTTerms
     with full_precision(student):
         return kernel.apply(student, layout.teacher, layout.keep, row_weight, inter_norm, tau)
@@ -312,10 +339,13 @@ def dist_loss_parts(student_logits: Tensor,
                     weight: Optional[Tensor] = None,
                     avg_factor: Optional[float] = None,
                     ignore_index: Optional[int] = 255,
-                    use_sigmoid: bool = False) -> Dict[str, Tensor]:
-    """``dict(loss=tau^2 * (beta*inter + gamma*intra), inter=..., intra=...)``."""
+                    use_sigmoid: bool = False,
+                    check_target: bool = True) -> Dict[str, Tensor]:
+    """``dict(loss=tau^2 * (beta*inter + gamma*intra), inter=..., intra=...)``.
+    ``check_target``: check that kept targets lie in ``[0, C)`` (one
+    host-device sync)."""
     tau = check_tau(tau)
-    layout = to_rows(student_logits, teacher_logits, target, ignore_index)
+    layout = to_rows(student_logits, teacher_logits, target, ignore_index, check_target)
     inter, intra = dist_terms(layout, tau, weight, avg_factor, use_sigmoid)
     return dict(loss=tau * tau * (beta * inter + gamma * intra), inter=inter, intra=intra)
 
@@ -360,11 +390,13 @@ class DISTLoss(LogitLoss):
 
     def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
                    target: Optional[Tensor], weight: Optional[Tensor],
-                   avg_factor: Optional[float], reduction: str) -> Dict[str, Tensor]:
+                   avg_factor: Optional[float], reduction: str,
+                   check_target: bool) -> Dict[str, Tensor]:
         """``tau^2 * (beta * inter + gamma * intra)`` plus the raw ``inter``
         and ``intra`` distances."""
         return dist_loss_parts(student_logits, teacher_logits, target, self.beta, self.gamma,
-                               self.tau, weight, avg_factor, self.ignore_index, self.use_sigmoid)
+                               self.tau, weight, avg_factor, self.ignore_index, self.use_sigmoid,
+                               check_target)
 
     def extra_repr(self) -> str:
         return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '

@@ -142,9 +142,12 @@ def dkd_loss_parts(student_logits: Tensor,
                    weight: Optional[Tensor] = None,
                    reduction: str = 'mean',
                    avg_factor: Optional[float] = None,
-                   ignore_index: Optional[int] = 255) -> Dict[str, Tensor]:
-    """``dict(loss=alpha*TCKD + beta*NCKD, tckd=TCKD, nckd=NCKD)``, reduced."""
-    layout = to_rows(student_logits, teacher_logits, target, ignore_index)
+                   ignore_index: Optional[int] = 255,
+                   check_target: bool = True) -> Dict[str, Tensor]:
+    """``dict(loss=alpha*TCKD + beta*NCKD, tckd=TCKD, nckd=NCKD)``, reduced.
+    ``check_target``: check that kept targets lie in ``[0, C)`` (one
+    host-device sync)."""
+    layout = to_rows(student_logits, teacher_logits, target, ignore_index, check_target)
     tckd, nckd = dkd_rows(layout, check_tau(tau))
     reduction = check_reduction(reduction)
     tckd = reduce_rows(tckd, layout, weight, reduction, avg_factor)
@@ -187,11 +190,13 @@ class DKDLoss(LogitLoss):
 
     def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
                    target: Optional[Tensor], weight: Optional[Tensor],
-                   avg_factor: Optional[float], reduction: str) -> Dict[str, Tensor]:
+                   avg_factor: Optional[float], reduction: str,
+                   check_target: bool) -> Dict[str, Tensor]:
         """``alpha * TCKD + beta * NCKD`` plus the ``tckd`` and ``nckd`` terms."""
         return dkd_loss_parts(student_logits, teacher_logits, target, alpha=self.alpha,
                               beta=self.beta, tau=self.tau, weight=weight, reduction=reduction,
-                              avg_factor=avg_factor, ignore_index=self.ignore_index)
+                              avg_factor=avg_factor, ignore_index=self.ignore_index,
+                              check_target=check_target)
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, beta={self.beta}, tau={self.tau}, '

@@ -155,9 +155,11 @@ def kd_loss(student_logits: Tensor,
             reduction: str = 'mean',
             avg_factor: Optional[float] = None,
             ignore_index: Optional[int] = 255,
-            use_sigmoid: bool = False) -> Tensor:
-    """Functional KD; see :class:`KDLoss`."""
-    layout = to_rows(student_logits, teacher_logits, target, ignore_index)
+            use_sigmoid: bool = False,
+            check_target: bool = True) -> Tensor:
+    """Functional KD; see :class:`KDLoss`. ``check_target``: check that kept
+    targets lie in ``[0, C)`` (one host-device sync)."""
+    layout = to_rows(student_logits, teacher_logits, target, ignore_index, check_target)
     return reduce_rows(kd_rows(layout, check_tau(tau), use_sigmoid), layout, weight,
                        check_reduction(reduction), avg_factor)
 
@@ -188,10 +190,12 @@ class KDLoss(LogitLoss):
 
     def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
                    target: Optional[Tensor], weight: Optional[Tensor],
-                   avg_factor: Optional[float], reduction: str) -> Dict[str, Tensor]:
+                   avg_factor: Optional[float], reduction: str,
+                   check_target: bool) -> Dict[str, Tensor]:
         """``dict(loss=...)``: KD has no decomposed terms of its own."""
         return dict(loss=kd_loss(student_logits, teacher_logits, target, self.tau, weight,
-                                 reduction, avg_factor, self.ignore_index, self.use_sigmoid))
+                                 reduction, avg_factor, self.ignore_index, self.use_sigmoid,
+                                 check_target))
 
     def extra_repr(self) -> str:
         return (f'tau={self.tau}, loss_weight={self.loss_weight}, reduction={self.reduction}, '

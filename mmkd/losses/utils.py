@@ -5,7 +5,7 @@ Every logit loss sees its input as ``(B, C, L)``: ``(N, C)`` logits become
 so no permuted copy of a segmentation map is ever made. A *row* is one
 ``(b, l)`` position: one RoI, one image, or one pixel.
 """
-from typing import Iterator, NamedTuple, Optional, Tuple
+from typing import Iterator, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -33,13 +33,18 @@ class RowLayout(NamedTuple):
 def to_rows(student: Tensor,
             teacher: Tensor,
             target: Optional[Tensor] = None,
-            ignore_index: Optional[int] = 255) -> RowLayout:
+            ignore_index: Optional[int] = 255,
+            check_target: bool = True) -> RowLayout:
     """Check student/teacher/target agree and view them as rows.
+
+    Everything here but the target-value check reads shapes only, so it runs
+    without a host-device sync. The value check (:func:`check_target_values`,
+    one sync) runs when ``check_target`` is true.
 
     Raises:
         ValueError: if the logits are not ``(N, C, ...)``, student and teacher
-            shapes differ, the target's shape does not match, or a kept
-            target lies outside ``[0, C)``.
+            shapes differ, the target's shape does not match, or (when
+            ``check_target``) a kept target lies outside ``[0, C)``.
     """
     if student.dim() < 2:
         raise ValueError('logits must be (N, C) or (N, C, H, W); got shape '
@@ -67,19 +72,38 @@ def to_rows(student: Tensor,
         raise ValueError('target must hold integer class indices, got dtype '
                          f'{target.dtype}.')
     tgt = target.reshape(n, spatial).long()
-    keep = tgt != ignore_index if ignore_index is not None else torch.ones_like(tgt, dtype=torch.bool)
-    if tgt.numel():
-        kept = tgt[keep]
-        if kept.numel() and (int(kept.min()) < 0 or int(kept.max()) >= c):
-            bad = kept[(kept < 0) | (kept >= c)][0].item()
-            raise ValueError(
-                f'target value {bad} is outside [0, {c}) for logits with {c} classes '
-                f'(ignore_index={ignore_index}). Check num_classes of both models, '
-                'or set ignore_index to the label your dataset uses for "ignore".')
-    # Ignored rows are given class 0 so gathers stay in range; their loss is
-    # zeroed by `keep` and they never reach a gradient.
-    tgt = tgt.masked_fill(~keep, 0)
+    # Without an ignore_index every row counts: no mask at all, rather than
+    # an all-True one that the kernels would then apply.
+    keep = None if ignore_index is None else tgt != ignore_index
+    if check_target:
+        check_target_values(tgt, keep, c, ignore_index)
+    if keep is not None:
+        # Ignored rows are given class 0 so gathers stay in range; their loss
+        # is zeroed by `keep` and they never reach a gradient.
+        tgt = tgt.masked_fill(~keep, 0)
     return RowLayout(s3, t3, tgt, keep, row_shape)
+
+
+def check_target_values(target: Tensor, keep: Optional[Tensor], num_classes: int,
+                        ignore_index: Optional[int]) -> None:
+    """Raise if a kept target lies outside ``[0, num_classes)``.
+
+    This reads a value on the host, so on an accelerator it waits for the
+    device (one sync): the loss modules run it on their first call only
+    (see :class:`~mmkd.losses.base.LogitLoss`).
+
+    Raises:
+        ValueError: naming the first such value in row order.
+    """
+    bad = (target < 0) | (target >= num_classes)
+    if keep is not None:
+        bad &= keep
+    if bool(bad.any()):
+        value = target[bad][0].item()
+        raise ValueError(
+            f'target value {value} is outside [0, {num_classes}) for logits with '
+            f'{num_classes} classes (ignore_index={ignore_index}). Check num_classes of '
+            'both models, or set ignore_index to the label your dataset uses for "ignore".')
 
 
 def full_precision(x: Tensor):
@@ -174,6 +198,14 @@ def reduce_rows(rows: Tensor,
     if reduction == 'sum':
         return total
     if avg_factor is None:
-        count = rows.numel() if layout.keep is None else int(layout.keep.sum())
-        avg_factor = max(count, 1)
+        return total / kept_rows(layout, total.dtype)
     return total / avg_factor
+
+
+def kept_rows(layout: RowLayout, dtype: torch.dtype) -> Union[int, Tensor]:
+    """The number of kept rows, at least 1 (an empty batch then gives a 0
+    that still belongs to the graph): an ``int`` when every row counts, else
+    a 0-dim tensor of ``dtype`` on the logits' device, which no sync reads."""
+    if layout.keep is None:
+        return max(layout.student.shape[0] * layout.student.shape[2], 1)
+    return layout.keep.sum().clamp_(min=1).to(dtype)
