@@ -1,21 +1,16 @@
 """A tiny version of `make demo` (the real pipeline with very few iterations),
 and the demo's statistics checked against hand-computed values."""
-import importlib.util
 import json
-import os.path as osp
 import subprocess
 import sys
 
 import pytest
 
-REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-
-
-def load_run_demo():
-    spec = importlib.util.spec_from_file_location('run_demo', osp.join(REPO, 'tools', 'run_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mmkd.demo.cli import main
+from mmkd.demo.report import markdown, summarise
+from mmkd.demo.scheduler import schedule_options
+from mmkd.demo.tasks import TASKS, TaskSpec
+from tests.helpers import REPO
 
 
 def run_demo(tmp_path, *extra):
@@ -61,7 +56,6 @@ def test_tiny_demo_trains_evaluates_reports_and_reuses(tmp_path):
 
 
 def test_paired_gain_and_spread_by_hand():
-    demo = load_run_demo()
     runs = {'teacher': [dict(seed=0, metric=0.5, seconds=60)],
             'baseline': [dict(seed=s, metric=m, seconds=60) for s, m in
                          ((0, 0.10), (1, 0.12), (2, 0.11))],
@@ -69,9 +63,9 @@ def test_paired_gain_and_spread_by_hand():
                    ((0, 0.12), (1, 0.13), (2, 0.14))],
             'dist': [dict(seed=s, metric=m, seconds=60) for s, m in
                      ((0, 0.13), (1, 0.11), (2, 0.11))]}
-    task = demo.TaskSpec(name='t', title='t', config_dir='', teacher='', students={},
+    task = TaskSpec(name='t', title='t', config_dir='', teacher='', students={},
                          default_methods=[], metric='m', metric_name='m', scale=100.0)
-    rows = {r['name']: r for r in demo.summarise(task, runs)}
+    rows = {r['name']: r for r in summarise(task, runs)}
     assert rows['baseline']['metric'] == pytest.approx((11.0, 1.0))
     # kd: differences 2, 1, 3 -> mean 2, sd 1; baseline sd 1; 2 > 1: signal
     kd = rows['kd']['gain']
@@ -83,29 +77,27 @@ def test_paired_gain_and_spread_by_hand():
     assert dist['mean'] == pytest.approx(2 / 3) and dist['sd'] == pytest.approx((13 / 3) ** 0.5)
     assert dist['wins'] == 1 and not dist['signal']
     assert 'gain' not in rows['teacher'] and 'gain' not in rows['baseline']
-    table = demo.markdown(task, list(rows.values()))
+    table = markdown(task, list(rows.values()))
     assert '| kd | 3 | 13.0 ± 1.0 | +2.0 ± 1.0 | 3/3 | **yes** (spread 1.0) |' in table
 
 
-def test_bad_choices_fail_with_a_clear_message(tmp_path):
-    demo = load_run_demo()
+def test_bad_choices_fail_with_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match='unknown .*nonsense.* choose from'):
-        demo.main(['--methods', 'kd', 'nonsense', '--work-dir', str(tmp_path)])
-    pending = demo.TaskSpec(name='x', title='x', config_dir='configs/demo_x', teacher='t.py',
+        main(['--methods', 'kd', 'nonsense', '--work-dir', str(tmp_path)])
+    pending = TaskSpec(name='x', title='x', config_dir='configs/demo_x', teacher='t.py',
                             students={'baseline': 's.py'}, default_methods=['baseline'],
                             metric='m', metric_name='m')
-    demo.TASKS['x'] = pending
+    monkeypatch.setitem(TASKS, 'x', pending)
     with pytest.raises(SystemExit, match='--task x is not available yet: configs/demo_x/t.py'):
-        demo.main(['--task', 'x', '--work-dir', str(tmp_path)])
+        main(['--task', 'x', '--work-dir', str(tmp_path)])
 
 
 def test_schedule_hooks_follow_the_student_iterations():
-    demo = load_run_demo()
-    opts = demo.schedule_options('configs/demo_cls/eskd_resnet18w16_w8_shapes_cls.py', 60)
+    opts = schedule_options('configs/demo_cls/eskd_resnet18w16_w8_shapes_cls.py', 60)
     assert opts['custom_hooks.0.stop_iter'] == 20  # 200 of 600 -> 20 of 60
-    opts = demo.schedule_options('configs/demo_cls/pskd_resnet18w8_shapes_cls.py', 300)
+    opts = schedule_options('configs/demo_cls/pskd_resnet18w8_shapes_cls.py', 300)
     assert opts['custom_hooks.0.interval'] == 75  # 150 of 600 -> 75 of 300
-    opts = demo.schedule_options('configs/demo_cls/dkd_resnet18w16_w8_shapes_cls.py', 1200)
+    opts = schedule_options('configs/demo_cls/dkd_resnet18w16_w8_shapes_cls.py', 1200)
     assert opts['custom_hooks.0.warmup'] == 100  # an iteration warm-up scales too
     assert opts['param_scheduler.T_max'] == 1200
 

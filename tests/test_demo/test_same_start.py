@@ -8,64 +8,20 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.hooks import Hook
 
-REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+from tests.helpers import REPO
+from tests.test_demo.helpers import assert_same, run
+
 BASELINE = 'configs/demo/student_faster_rcnn_r18w16_shapes.py'
 DISTILLED = 'configs/demo/dkd_r18_r18w16_shapes.py'
 
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
-    from mmkd.demo.shapes import DIFFICULTY, generate_shapes
+    from mmkd.demo.shapes import generate_shapes
     root = tmp_path_factory.mktemp('shapes_easy')
-    generate_shapes(root, num_train=16, num_val=2, seed=0, **DIFFICULTY['easy'])
+    generate_shapes(root, num_train=16, num_val=2, seed=0, difficulty='easy')
     return str(root) + '/'
-
-
-class Record(Hook):
-    """What the Runner hands to training: the student's weights after
-    ``init_weights`` and the batches of the first iterations."""
-
-    def before_train(self, runner):
-        student = getattr(runner.model, 'student', runner.model)
-        self.weights = {k: v.clone() for k, v in student.state_dict().items()}
-        self.batches = []
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        self.batches.append([(s.img_path, s.metainfo.get('flip'))
-                             for s in data_batch['data_samples']])
-
-
-def run(config, seed, data_root, work_dir):
-    """Two training iterations of a demo config through mmengine's Runner."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(osp.join(REPO, config))
-    cfg.merge_from_dict({'randomness.seed': seed, 'train_dataloader.sampler.seed': seed,
-                         'train_dataloader.dataset.data_root': data_root,
-                         'train_dataloader.batch_size': 4, 'train_cfg.max_iters': 2,
-                         'train_cfg.val_interval': 100, 'default_hooks.checkpoint.interval': 100,
-                         'default_hooks.checkpoint.save_last': False})
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    if 'teacher' in cfg.model:
-        cfg.model.teacher_ckpt = None  # a trained teacher would not change the student
-    cfg.work_dir = str(work_dir)
-    cfg.experiment_name = f'same_start_{osp.basename(str(work_dir))}'
-    cfg.visualizer.name = cfg.experiment_name
-    cfg.log_level = 'WARNING'
-    runner = Runner.from_cfg(cfg)
-    record = Record()
-    runner.register_hook(record)
-    runner.train()
-    return record
-
-
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 @pytest.fixture(scope='module')

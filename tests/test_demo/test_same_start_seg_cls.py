@@ -5,7 +5,7 @@ and draw identical batches (the detection demo's check, for the other two)."""
 import pytest
 import torch
 
-from .test_same_start import run  # the Runner set-up and the recording hook
+from tests.test_demo.helpers import run  # the Runner set-up and the recording hook
 
 TASKS = {
     'seg': ('configs/demo_seg/student_deeplabv3_r18w8_shapes_seg.py',
@@ -17,10 +17,10 @@ TASKS = {
 
 @pytest.fixture(scope='module')
 def data_roots(tmp_path_factory):
-    from mmkd.demo.shapes import DIFFICULTY, generate_shapes
+    from mmkd.demo.shapes import generate_shapes
     from mmkd.demo.shapes_cls import generate_shapes_cls
     seg = tmp_path_factory.mktemp('scenes')
-    generate_shapes(seg, num_train=12, num_val=2, seed=0, **DIFFICULTY['easy'])
+    generate_shapes(seg, num_train=12, num_val=2, seed=0, difficulty='easy')
     cls = tmp_path_factory.mktemp('crops')
     generate_shapes_cls(cls, num_train_per_class=1, num_val_per_class=1, difficulty='easy')
     return {'seg': str(seg) + '/', 'cls': str(cls) + '/'}

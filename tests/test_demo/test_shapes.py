@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mmkd.demo.shapes import (CLASSES, SEM_BACKGROUND, SEM_IGNORE,
+from mmkd.demo.shapes import (CLASSES, DIFFICULTY, SEM_BACKGROUND, SEM_IGNORE,
                               generate_shapes, render_scene)
 
 # pycocotools' RLE decode trips numpy 2's __array__(copy=...) deprecation;
@@ -194,3 +194,28 @@ def test_clean_scene_without_clutter():
 def test_invalid_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         generate_shapes(tmp_path, **kwargs)
+
+
+def test_preset_by_name_is_the_preset(tmp_path):
+    """``difficulty='easy'`` (as generate_shapes_cls takes its preset) writes
+    the same bytes as the preset's settings spelled out; a given setting
+    overrides the preset's."""
+    small = dict(num_train=3, num_val=1, image_size=64)
+    named = generate_shapes(tmp_path / 'named', difficulty='easy', **small)
+    spelled = generate_shapes(tmp_path / 'spelled', **DIFFICULTY['easy'], **small)
+    for split in SPLITS:
+        for key in ('img_dir', 'sem_dir'):
+            for name in _pngs(named[split][key]):
+                with open(osp.join(named[split][key], name), 'rb') as a, \
+                        open(osp.join(spelled[split][key], name), 'rb') as b:
+                    assert a.read() == b.read()
+        with open(named[split]['ann_file']) as a, open(spelled[split]['ann_file']) as b:
+            assert a.read() == b.read()
+    with open(named['meta_file']) as f:
+        params = json.load(f)['params']
+    assert params['clutter'] == 0.0 and params['max_objects'] == 4
+    override = generate_shapes(tmp_path / 'o', difficulty='easy', max_objects=2, **small)
+    with open(override['meta_file']) as f:
+        assert json.load(f)['params']['max_objects'] == 2
+    with pytest.raises(ValueError, match='difficulty'):
+        generate_shapes(tmp_path / 'x', difficulty='medium', **small)

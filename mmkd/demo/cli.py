@@ -1,0 +1,82 @@
+"""The embedded demo: distil a model end to end on generated data, on the CPU.
+
+A task (``--task det``, the default; ``seg`` and ``cls``) is a small
+:class:`mmkd.demo.tasks.TaskSpec`: its configs, its metric and how to make
+its data. For the chosen task the demo
+
+1. generates the data (seeded, no download);
+2. trains the teacher once and, per seed (``--seeds``, 3 by default), the
+   baseline student and one student per method (``--methods``). For a seed,
+   every student starts from the same initial weights and sees the same
+   batches in the same order: they differ only by distillation;
+3. evaluates each run with the host library's metric (COCO bbox mAP through
+   mmdet's ``CocoMetric`` for detection) and, where the task has one, runs
+   the teacher-student logit analysis in the same process;
+4. prints a table (mean ± spread over seeds, each method's seed-paired gain
+   over the baseline and whether it exceeds the spread) and writes
+   ``results.md``, ``results.json``, ``results.png`` (bar chart with error
+   bars), ``loss_curves.png`` and ``corr_diff.png`` (correlation-gap heatmaps
+   of the baseline and the best student) under the work dir.
+
+Runs go through mmengine's ``Runner`` inside ``--workers`` long-lived worker
+processes (one per core, one thread each), so a run costs no process start.
+The baselines need no teacher and train alongside it. A finished run is
+reused when its settings are unchanged; ``--force`` retrains everything.
+The schedules are the configs' own unless ``--teacher-iters`` /
+``--student-iters`` stretch them.
+
+    python tools/run_demo.py [--task det] [--seeds 0 1 2] [--methods ...] [--force]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+from .runner import default_dirs, run_demo, select_methods
+from .tasks import REPO, TASKS
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """The command line of ``tools/run_demo.py``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--task', default='det', choices=list(TASKS))
+    parser.add_argument('--work-dir', help='default work_dirs/demo (det) or work_dirs/demo_<task>')
+    parser.add_argument('--data', help='default data/demo_easy (det, seg: the same scenes) or '
+                        'data/demo_cls')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='student seeds (the teacher is trained once, with seed 0)')
+    parser.add_argument('--methods', nargs='+',
+                        help='students to train (default: the task\'s default set; det also '
+                        'has reviewkd and dkd_reviewkd, cls eskd and pskd); baseline is always '
+                        'added')
+    parser.add_argument('--teacher-iters', type=int,
+                        help='default: the teacher config\'s schedule')
+    parser.add_argument('--student-iters', type=int,
+                        help='default: the baseline student config\'s schedule')
+    parser.add_argument('--num-train', type=int,
+                        help='train scenes (det, seg: default 500) or images per class (cls: 400)')
+    parser.add_argument('--num-val', type=int,
+                        help='val scenes (det, seg: default 120) or images per class (cls: 50)')
+    parser.add_argument('--workers', type=int, default=2,
+                        help='runs trained at once, one thread each (default: 2 cores)')
+    parser.add_argument('--force', action='store_true', help='retrain everything')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Run the demo as ``tools/run_demo.py`` does (``argv``: its arguments;
+    ``None`` reads ``sys.argv``)."""
+    args = parse_args(argv)
+    task = TASKS[args.task]
+    methods = select_methods(task, args.methods)
+    # Relative paths are the checkout's, whatever the caller's directory.
+    os.chdir(REPO)
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+    work_dir, data_dir = default_dirs(task)
+    command = 'python tools/run_demo.py ' + ' '.join(sys.argv[1:] if argv is None else argv)
+    run_demo(task, methods, args.seeds, osp.abspath(args.work_dir or work_dir),
+             args.data or data_dir, workers=args.workers, force=args.force,
+             iters=(args.teacher_iters, args.student_iters), num_train=args.num_train,
+             num_val=args.num_val, command=command)

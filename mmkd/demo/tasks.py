@@ -1,0 +1,180 @@
+"""The demo's tasks: for each of detection, segmentation and classification,
+its configs, its metric, how to make its data and how to analyse a student.
+
+Config paths are relative to :data:`REPO`, the checkout that holds
+``configs/`` (the demo runs from a checkout, with mmkd installed editable).
+"""
+import copy
+import glob
+import json
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+from mmengine.config import Config
+
+from mmkd.analysis import correlation_difference, gt_roi_logits
+from .shapes import generate_shapes
+from .shapes_cls import generate_shapes_cls
+
+#: The checkout the demo configs live in.
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+#: Run names that are not methods: the undistilled student and the teacher.
+BASELINE = 'baseline'
+TEACHER = 'teacher'
+#: Job id of the teacher's run (``<name>/<seed>``; the teacher has seed 0).
+TEACHER_ID = 'teacher/0'
+#: The host library that builds each task's models.
+SCOPES = {'det': 'mmdet', 'seg': 'mmseg', 'cls': 'mmpretrain'}
+
+
+@dataclass
+class TaskSpec:
+    """What the demo needs to know about one task.
+
+    The configs own the schedules (``train_cfg.max_iters``): the teacher's
+    config the teacher's, the baseline student's config every student's.
+
+    Attributes:
+        name: ``--task`` value.
+        title: one line for the chart and the report.
+        config_dir: where the configs live (relative to :data:`REPO`).
+        teacher: teacher config file name.
+        students: method -> student config file name; ``'baseline'`` is the
+            undistilled student.
+        default_methods: the methods a plain ``make demo`` runs.
+        metric: key of the headline metric in the evaluator's results.
+        metric_name: the headline metric's name in the table and the chart.
+        extra_metrics: column name -> evaluator key, shown beside it.
+        scale: factor that turns the metric into percent (COCO gives 0-1).
+        make_data: ``(data_dir, num_train, num_val) -> cfg options`` that
+            generate the data and point the configs at it (``None`` counts
+            take the task's defaults).
+        analyze: ``(teacher, student, val_dataloader) -> dict`` logit
+            analysis of a trained student, or ``None``.
+    """
+    name: str
+    title: str
+    config_dir: str
+    teacher: str
+    students: Dict[str, str]
+    default_methods: List[str]
+    metric: str
+    metric_name: str
+    extra_metrics: Dict[str, str] = field(default_factory=dict)
+    scale: float = 1.0
+    make_data: Optional[Callable] = None
+    analyze: Optional[Callable] = None
+
+    def config(self, name: str) -> str:
+        """The config of run ``name`` (``'teacher'``, ``'baseline'`` or a method)."""
+        return osp.join(self.config_dir, self.teacher if name == TEACHER else self.students[name])
+
+    def missing(self) -> List[str]:
+        """The task's config files that do not exist."""
+        return [self.config(n) for n in [TEACHER, *self.students]
+                if not osp.isfile(osp.join(REPO, self.config(n)))]
+
+
+_CONFIGS: Dict[str, Config] = {}
+
+
+def load_config(config: str) -> Config:
+    """A config (path relative to :data:`REPO`) read once per process; a
+    copy, so callers may change it."""
+    if config not in _CONFIGS:
+        _CONFIGS[config] = Config.fromfile(osp.join(REPO, config))
+    return copy.deepcopy(_CONFIGS[config])
+
+
+def _data_root_options(data_dir: str) -> Dict[str, object]:
+    root = osp.abspath(data_dir) + '/'
+    return {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
+
+
+def _scenes(data_dir: str, num_train: Optional[int], num_val: Optional[int]) -> dict:
+    """The shapes scenes (``easy`` preset, 128 px, 500 / 120 unless given)
+    and the ``_data`` fingerprint of what was generated."""
+    info = generate_shapes(data_dir, num_train=num_train or 500, num_val=num_val or 120,
+                           image_size=128, difficulty='easy')
+    with open(info['meta_file']) as f:
+        meta = json.load(f)
+    return dict(version=meta['version'], seed=meta['seed'], params=meta['params'])
+
+
+def detection_data(data_dir: str, num_train: Optional[int] = None,
+                   num_val: Optional[int] = None) -> Dict[str, object]:
+    """Generate the detection scenes; cfg options pointing at them."""
+    options = {'_data': _scenes(data_dir, num_train, num_val), **_data_root_options(data_dir)}
+    ann = osp.abspath(data_dir) + '/annotations/instances_val.json'
+    options.update({'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann})
+    return options
+
+
+def segmentation_data(data_dir: str, num_train: Optional[int] = None,
+                      num_val: Optional[int] = None) -> Dict[str, object]:
+    """The shapes scenes' semantic maps for mmseg: the detection demo's
+    scenes (the same files when the data dir is shared); cfg options."""
+    return {'_data': _scenes(data_dir, num_train, num_val), **_data_root_options(data_dir)}
+
+
+def classification_data(data_dir: str, num_train: Optional[int] = None,
+                        num_val: Optional[int] = None) -> Dict[str, object]:
+    """The single-object shapes classification set (``easy`` preset, 400 /
+    50 images per class unless given); cfg options."""
+    meta = generate_shapes_cls(data_dir, num_train_per_class=num_train or 400,
+                               num_val_per_class=num_val or 50, difficulty='easy')
+    return {'_data': meta, **_data_root_options(data_dir)}
+
+
+def detection_analysis(teacher, student, dataloader) -> dict:
+    """RoI-logit correlation gap and top-1 agreement on the val boxes."""
+    t_logits, s_logits = gt_roi_logits(teacher, student, dataloader, student.data_preprocessor)
+    diff = correlation_difference(t_logits, s_logits)
+    return dict(corr_gap=float(np.abs(diff).mean()),
+                agreement=float((t_logits.argmax(1) == s_logits.argmax(1)).mean()),
+                corr_diff=diff.round(4).tolist())
+
+
+DET = TaskSpec(
+    name='det', title='Faster R-CNN: half-width R18 teacher -> quarter-width R18 student (shapes)',
+    config_dir='configs/demo', teacher='teacher_faster_rcnn_r18_shapes.py',
+    students={BASELINE: 'student_faster_rcnn_r18w16_shapes.py',
+              'kd': 'kd_r18_r18w16_shapes.py', 'dkd': 'dkd_r18_r18w16_shapes.py',
+              'dist': 'dist_r18_r18w16_shapes.py', 'reviewkd': 'reviewkd_r18_r18w16_shapes.py',
+              'dkd_reviewkd': 'dkd_reviewkd_r18_r18w16_shapes.py'},
+    default_methods=[BASELINE, 'kd', 'dkd', 'dist'],
+    metric='coco/bbox_mAP', metric_name='bbox mAP', extra_metrics={'AP50': 'coco/bbox_mAP_50'},
+    scale=100.0, make_data=detection_data, analyze=detection_analysis)
+
+
+def task_from_configs(name: str, title: str, config_dir: str, metric: str, metric_name: str,
+                      make_data: Callable) -> TaskSpec:
+    """A task whose configs follow the demo's naming in ``config_dir``:
+    ``teacher_*.py``, ``student_*.py`` and ``<method>_*.py``."""
+    def first(pattern, exclude=None):
+        hits = sorted(osp.basename(p) for p in glob.glob(osp.join(REPO, config_dir, pattern))
+                      if not (exclude and osp.basename(p).startswith(exclude)))
+        return hits[0] if hits else pattern
+
+    students = {BASELINE: first('student_*.py'), 'kd': first('kd_*.py'),
+                'dkd': first('dkd_*.py', exclude='dkd_reviewkd'), 'dist': first('dist_*.py')}
+    for method in ('eskd', 'pskd'):  # the schedule methods, where the task has them
+        if glob.glob(osp.join(REPO, config_dir, f'{method}_*.py')):
+            students[method] = first(f'{method}_*.py')
+    return TaskSpec(name=name, title=title, config_dir=config_dir,
+                    teacher=first('teacher_*.py'), students=students,
+                    default_methods=[BASELINE, 'kd', 'dkd', 'dist'], metric=metric,
+                    metric_name=metric_name, make_data=make_data)
+
+
+#: ``--task`` -> its spec.
+TASKS: Dict[str, TaskSpec] = {
+    'det': DET,
+    'seg': task_from_configs('seg', 'Segmentation: DeepLabV3 R18 teacher -> narrow student '
+                             '(shapes)', 'configs/demo_seg', 'mIoU', 'mIoU', segmentation_data),
+    'cls': task_from_configs('cls', 'Classification: ResNet teacher -> narrow student '
+                             '(shapes_cls)', 'configs/demo_cls', 'accuracy/top1', 'top-1',
+                             classification_data),
+}
