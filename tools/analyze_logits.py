@@ -15,6 +15,7 @@ import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -35,6 +36,8 @@ def main():
     parser.add_argument('--split', default='val', choices=['train', 'val', 'test'])
     parser.add_argument('--max-boxes', type=int, default=20000)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='where both models run (default: cuda when available)')
     args = parser.parse_args()
 
     cfg = Config.fromfile(args.config)
@@ -51,6 +54,8 @@ def main():
     if not teacher_ckpt:
         raise SystemExit('no teacher checkpoint: pass --teacher-ckpt')
     load_teacher_checkpoint(teacher, teacher_ckpt)
+    student.to(args.device)  # its data_preprocessor moves each batch there too
+    teacher.to(args.device)
 
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'])
     t_logits, s_logits = gt_roi_logits(teacher, student, loader, student.data_preprocessor,

@@ -5,14 +5,41 @@ adaptive average pooling to 4x4, 2x2 and 1x1, whose weights halve at each size
 that is used (0.5, 0.25, 0.125 when the map is larger than 4); a size not
 smaller than the map's height is skipped. Each level's sum is divided by its
 total weight; levels are summed.
+
+Under ``torch.use_deterministic_algorithms(True)`` (mmengine's
+``randomness=dict(deterministic=True)``) the pooling runs as two matrix
+products with the pooling windows' weights, because CUDA has no
+deterministic backward for ``adaptive_avg_pool2d``; the windows are
+PyTorch's (``floor(i * H / s)`` to ``ceil((i + 1) * H / s)``), so both paths
+compute the same means.
 """
 from typing import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .utils import check_non_negative
+
+
+def pooling_matrix(length: int, size: int, like: Tensor) -> Tensor:
+    """``(size, length)`` weights of adaptive average pooling along one axis."""
+    weights = like.new_zeros(size, length)
+    for i in range(size):
+        start, end = (i * length) // size, -((-(i + 1) * length) // size)
+        weights[i, start:end] = 1.0 / (end - start)
+    return weights
+
+
+def adaptive_avg_pool(x: Tensor, size: int) -> Tensor:
+    """``F.adaptive_avg_pool2d(x, size)``, or the same means as matrix
+    products when deterministic algorithms are requested."""
+    if not torch.are_deterministic_algorithms_enabled():
+        return F.adaptive_avg_pool2d(x, size)
+    rows = pooling_matrix(x.shape[-2], size, x)
+    cols = pooling_matrix(x.shape[-1], size, x)
+    return rows @ x @ cols.t()
 
 
 def hcl_level(student: Tensor, teacher: Tensor, pool_sizes: Sequence[int] = (4, 2, 1)) -> Tensor:
@@ -24,7 +51,7 @@ def hcl_level(student: Tensor, teacher: Tensor, pool_sizes: Sequence[int] = (4, 
             continue
         weight /= 2
         loss = loss + weight * F.mse_loss(
-            F.adaptive_avg_pool2d(student, size), F.adaptive_avg_pool2d(teacher, size))
+            adaptive_avg_pool(student, size), adaptive_avg_pool(teacher, size))
         total += weight
     return loss / total
 

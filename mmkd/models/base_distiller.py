@@ -174,9 +174,11 @@ class BaseDistiller(BaseModel):
         """Initialise the student (first: its RNG draws match a plain run) and
         the connectors; the teacher keeps its weights."""
         self.student.init_weights()
-        # Connectors draw under a forked RNG: the training stream (mmdet's
+        # Connectors draw under a forked RNG (the CPU's and, where the model
+        # already sits on GPUs, theirs): the training stream (mmdet's
         # samplers, dropout) is then the same as a plain student's.
-        with torch.random.fork_rng(devices=[]):
+        devices = sorted({p.device.index for p in self.parameters() if p.device.type == 'cuda'})
+        with torch.random.fork_rng(devices=devices):
             for name, child in self.named_children():
                 if name not in ('teacher', 'student') and hasattr(child, 'init_weights'):
                     child.init_weights()

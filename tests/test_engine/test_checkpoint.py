@@ -107,3 +107,23 @@ def test_config_trust_checkpoints_sets_the_opt_in(tmp_path, monkeypatch):
                               work_dir=str(tmp_path), local_rank=0)
     load_config(args)
     assert os.environ[TRUST_ENV] == str(tmp_path / 'a.pth')
+
+
+def test_an_accelerator_map_location_keeps_the_pskd_memory_on_the_cpu(tmp_path, no_trust):
+    """mmengine's --resume maps a checkpoint to the GPU; PS-KD's memory (2.56 GB
+    at ImageNet size) must stay on the CPU, everything else moves. 'meta'
+    stands in for the GPU here: a device that is not the CPU."""
+    from mmkd.checkpoint import CPU_RESIDENT_KEYS, load_checkpoint_file
+    from mmkd.engine.hooks.pskd_hook import CHECKPOINT_KEY
+    assert CHECKPOINT_KEY in CPU_RESIDENT_KEYS
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(dict(state_dict=dict(w=torch.ones(2)), optimizer=dict(state={0: dict(
+        momentum_buffer=torch.zeros(2))}), pskd_memory=torch.zeros(4, 3, dtype=torch.float16),
+                    meta=dict(iter=3)), path)
+    loaded = load_checkpoint_file(path, map_location='meta')
+    assert loaded['state_dict']['w'].device.type == 'meta'
+    assert loaded['optimizer']['state'][0]['momentum_buffer'].device.type == 'meta'
+    assert loaded['pskd_memory'].device.type == 'cpu'
+    assert loaded['pskd_memory'].dtype == torch.float16 and loaded['meta'] == dict(iter=3)
+    on_cpu = load_checkpoint_file(path, map_location='cpu')
+    assert on_cpu['state_dict']['w'].device.type == 'cpu'

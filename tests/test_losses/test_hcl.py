@@ -64,3 +64,19 @@ def test_abf_connector_fuses_deepest_first_into_teacher_channels():
         conn(feats[:2])
     with pytest.raises(ValueError, match='teacher levels'):
         ABFConnector([8, 16], [8])
+
+
+@pytest.mark.parametrize('hw', [(8, 8), (7, 10), (5, 3)])
+def test_the_deterministic_pooling_path_gives_adaptive_pooling_means(hw):
+    """Under torch.use_deterministic_algorithms the pooled terms are matrix
+    products; they must equal adaptive_avg_pool2d's windows (also uneven ones)."""
+    from mmkd.losses.hcl import adaptive_avg_pool
+    x = torch.randn(2, 3, *hw, dtype=torch.float64)
+    for size in (4, 2, 1):
+        expected = torch.nn.functional.adaptive_avg_pool2d(x, size)
+        torch.use_deterministic_algorithms(True)
+        try:
+            got = adaptive_avg_pool(x, size)
+        finally:
+            torch.use_deterministic_algorithms(False)
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)

@@ -61,8 +61,10 @@ def check_unused_parameters(runner, model: nn.Module, hook: str) -> None:
     if extra:
         raise ValueError(f'{hook} turns distillation off for some steps, and then {extra} get no '
                          'gradient, which DistributedDataParallel rejects. Set model_wrapper_cfg='
-                         'dict(type=\'MMDistributedDataParallel\', find_unused_parameters=True) in '
-                         'the config.')
+                         'dict(type=\'MMDistributedDataParallel\', find_unused_parameters=True, '
+                         'broadcast_buffers=False) in the config (broadcast_buffers=False, as '
+                         'mmengine\'s default wrapper has it: otherwise every forward broadcasts '
+                         'all buffers, the teacher\'s too).')
 
 
 def schedule_length(runner, interval: Optional[int]) -> int:
