@@ -87,7 +87,7 @@ def test_amp_distilled_step_runs_on_an_accelerator_or_is_refused_clearly():
     check_amp(cfg)
     from mmengine.optim import build_optim_wrapper
     from mmdet.testing import demo_mm_inputs
-    from ..det_utils import tiny_faster_rcnn
+    from tests.helpers.det import tiny_faster_rcnn
     model = MODELS.build(dict(type='mmkd.DetectionDistiller', student=tiny_faster_rcnn(18),
                               teacher=tiny_faster_rcnn(18), distill_losses=copy.deepcopy(
                                   dict(loss_dkd=LOGIT_LOSSES['dkd'],
