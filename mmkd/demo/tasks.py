@@ -9,10 +9,11 @@ import glob
 import json
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 from mmengine.config import Config
+from torch import nn
 
 from mmkd.analysis import correlation_difference, gt_roi_logits
 from .shapes import generate_shapes
@@ -128,8 +129,18 @@ def classification_data(data_dir: str, num_train: Optional[int] = None,
     return {'_data': meta, **_data_root_options(data_dir)}
 
 
-def detection_analysis(teacher, student, dataloader) -> dict:
-    """RoI-logit correlation gap and top-1 agreement on the val boxes."""
+def detection_analysis(teacher: nn.Module, student: nn.Module, dataloader: Iterable) -> dict:
+    """RoI-logit correlation gap and top-1 agreement on the val boxes.
+
+    Args:
+        teacher: the trained teacher detector.
+        student: the trained student detector.
+        dataloader: the val batches (their ground-truth boxes are the RoIs).
+
+    Returns:
+        ``corr_gap`` (mean absolute correlation difference), ``agreement``
+        (top-1 agreement of the RoI logits) and ``corr_diff`` (the matrix).
+    """
     t_logits, s_logits = gt_roi_logits(teacher, student, dataloader, student.data_preprocessor)
     diff = correlation_difference(t_logits, s_logits)
     return dict(corr_gap=float(np.abs(diff).mean()),
