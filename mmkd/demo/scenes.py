@@ -10,8 +10,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .draw import background, clip, composite, distractor_prims, fill, pick_color, rasterize
-from .draw import shape_prims
+from .draw import (background, clip, composite, distractor_prims, fill, pick_color, rasterize,
+                   shape_prims)
 
 #: Shape classes, in category order (COCO ``category_id`` = index + 1).
 CLASSES: Tuple[str, ...] = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')
