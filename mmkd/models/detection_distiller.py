@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.models.roi_heads import CascadeRoIHead, SparseRoIHead, StandardRoIHead
+import torch
 from mmdet.structures.bbox import bbox2roi
 from torch import Tensor, nn
 
@@ -29,6 +30,7 @@ from mmkd.registry import MODELS
 from .base_distiller import build_model, check_same_classes
 from .capture import CallRecorder
 from .detector_base import NeckDistiller
+from .teacher_precision import to_float32
 
 SUPPORTED = ('two-stage detectors (mmdet TwoStageDetector: Faster R-CNN, Mask R-CNN, ...) '
              'whose roi_head is a StandardRoIHead or a subclass with a single softmax '
@@ -203,8 +205,12 @@ class DetectionDistiller(NeckDistiller):
                     rois=bbox2roi([res.priors for res in sampling_results]))
 
     def teacher_forward(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
-        feats = self.teacher.extract_feat(inputs)
-        return dict(feats=feats, logits=self.teacher_roi_logits(feats, student['rois']))
+        feats = self.teacher.extract_feat(inputs)  # in teacher_precision: the bulk of the cost
+        # mmcv's RoIAlign has no bf16 kernel (and no half one on the CPU): the
+        # box head scores the RoIs in float32, a small part of the cost.
+        with torch.autocast(inputs.device.type, enabled=False):
+            logits = self.teacher_roi_logits(to_float32(feats), student['rois'])
+        return dict(feats=feats, logits=logits)
 
     def distill_terms(self, student: Dict[str, Any], teacher: Dict[str, Any],
                       data_samples: list) -> Dict[str, Tensor]:

@@ -117,6 +117,14 @@ def check_dist_train(root: Path, work: Path, task: Task) -> None:
     keys = torch.load(work / 'iter_4.pth', map_location='cpu', weights_only=False)['state_dict']
     assert not any(k.startswith('teacher.') for k in keys)
     assert any(k.startswith('student.') for k in keys)
+    assert says_teacher_loaded(work, root) == [True]
+
+
+def says_teacher_loaded(work: Path, root: Path) -> list:
+    """Per run log file (one per run, in its timestamp folder): whether the
+    log a user reads says where the teacher was loaded from."""
+    return [f'loaded from {root / "teacher.pth"}' in log.read_text()
+            for log in sorted(work.glob('*/*.log'))]
 
 
 def check_resume(root: Path, work: Path) -> dict:
@@ -126,6 +134,7 @@ def check_resume(root: Path, work: Path) -> dict:
     assert 'resumed epoch: 0, iter: 4' in out
     resumed = torch.load(work / 'iter_6.pth', map_location='cpu', weights_only=False)
     assert resumed['meta']['iter'] == 6
+    assert says_teacher_loaded(work, root) == [True, True]  # the resumed run's log too
     return resumed
 
 
