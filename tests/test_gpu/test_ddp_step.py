@@ -9,7 +9,6 @@ plain OptimWrapper, except the two-stage detector's: mmcv's CPU NMS kernel
 refuses the bf16 boxes and float32 scores that CPU autocast gives it (on
 CUDA, AMP's fp16 runs through it).
 """
-import copy
 import os
 import socket
 
@@ -18,17 +17,9 @@ import torch
 import torch.distributed as dist
 
 from mmkd.gpucheck.ops_route import ENV_FLAG
-from tests.helpers.cls import cls_batch, tiny_resnet
-from tests.helpers.det import SIGMOID_LOSSES, det_batch, tiny, tiny_faster_rcnn
-from tests.helpers.seg import seg_batch, tiny_segmentor
-from tests.test_gpu.common import check_device
+from tests.test_gpu.common import DISTILLERS, check_device
 
 pytestmark = pytest.mark.gpu
-
-KD = dict(type='mmkd.KDLoss', tau=2.0)
-DKD = dict(type='mmkd.DKDLoss', alpha=1.0, beta=2.0, tau=2.0)
-DIST = dict(type='mmkd.DISTLoss', tau=1.0)
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -47,45 +38,6 @@ def process_group(device):
                             world_size=1)
     yield backend
     dist.destroy_process_group()
-
-
-def _det(precision):
-    from mmkd.registry import MODELS
-    model = MODELS.build(dict(type='mmkd.DetectionDistiller', student=tiny_faster_rcnn(),
-                              teacher=tiny_faster_rcnn(), teacher_precision=precision,
-                              distill_losses=dict(loss_dkd=DKD, loss_dist=DIST)))
-    return model, det_batch(model.student)
-
-
-def _dense(precision):
-    from mmkd.registry import MODELS
-    model = MODELS.build(dict(type='mmkd.DenseDistiller', student=tiny(), teacher=tiny(),
-                              teacher_precision=precision,
-                              distill_losses=copy.deepcopy(SIGMOID_LOSSES)))
-    return model, det_batch(model.student)
-
-
-def _seg(precision):
-    from mmkd.registry import MODELS
-    model = MODELS.build(dict(type='mmkd.SegmentationDistiller', student=tiny_segmentor(),
-                              teacher=tiny_segmentor(width=16), teacher_precision=precision,
-                              distill_losses=dict(loss_dist=DIST, loss_kd=KD),
-                              aux_distill_losses=dict(loss_dist_aux=dict(DIST, loss_weight=0.4))))
-    ignore = torch.zeros(2, 64, 64, dtype=torch.bool)
-    ignore[:, :8] = True  # ignored pixels, as Cityscapes has
-    return model, seg_batch(ignore=ignore)
-
-
-def _cls(precision):
-    from mmkd.registry import MODELS
-    model = MODELS.build(dict(type='mmkd.ClassificationDistiller', student=tiny_resnet(),
-                              teacher=tiny_resnet(width=16), teacher_precision=precision,
-                              distill_losses=dict(loss_dkd=DKD, loss_dist=DIST)))
-    return model, cls_batch(model.student, [0, 1, 2, 3])
-
-
-DISTILLERS = {'detection': _det, 'dense': _dense, 'segmentation': _seg,
-              'classification': _cls}
 
 
 def _optim_wrapper(model, device):
