@@ -8,3 +8,5 @@ model = dict(
     teacher={{_base_.model}},
     teacher_ckpt=None,
     distill_losses=dict())
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')

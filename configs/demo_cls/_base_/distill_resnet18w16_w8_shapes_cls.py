@@ -18,3 +18,5 @@ model = dict(
     '`make demo DEMO_ARGS="--task cls"` (or `python tools/run_demo.py --task cls`, from the '
     'repository root) trains the teacher and writes it there.',
     distill_losses=dict())
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')

@@ -14,3 +14,5 @@ model = dict(
     '`make demo DEMO_ARGS="--task seg"` (or `python tools/run_demo.py --task seg`, from the '
     'repository root) trains the teacher and writes it there.',
     distill_losses=dict())
+# decomposed terms (dkd_tckd, dist_inter, ...) averaged over the losses' window
+log_processor = dict(type='mmkd.DistillLogProcessor')
