@@ -124,6 +124,8 @@ class BaseDistiller(BaseModel):
         #: ``kd_agreement``, ...), filled as the distiller logs them: the
         #: contract :class:`mmkd.engine.DistillLogProcessor` reads.
         self.logged_terms = set()
+        self.distill_loss_keys = frozenset()
+        self.loss_parts: Optional[Tuple[Tensor, Tensor]] = None
         self.teacher_precision = check_precision(teacher_precision)
         self.teacher_faults = TeacherFaults(teacher_precision)
         self._announced = False
@@ -199,6 +201,7 @@ class BaseDistiller(BaseModel):
             print_log(self.describe(), logger='current')
         self.teacher_faults.check_previous_step()
         if not self.distill_active:
+            self.distill_loss_keys = frozenset()
             return self.scale_student_losses(self.student_loss(inputs, data_samples))
         try:
             losses, distilled = self.distill_losses_of(inputs, data_samples)
@@ -210,6 +213,9 @@ class BaseDistiller(BaseModel):
             raise ValueError(f'distillation keys {clash} clash with the student\'s own loss keys; '
                              'rename them in distill_losses.')
         self.logged_terms.update(key for key in distilled if 'loss' not in key)
+        #: keys of the distillation losses (summed into the total by mmengine,
+        #: like the student's own ``loss*`` keys, which are the task's).
+        self.distill_loss_keys = frozenset(key for key in distilled if 'loss' in key)
         self.teacher_faults.end_step([key for key in distilled if 'loss' in key],
                                      _where(data_samples))
         factor = self.distill_factor
@@ -228,11 +234,24 @@ class BaseDistiller(BaseModel):
         return losses, self.distill_terms(student, teacher, data_samples)
 
     def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """mmengine's (its train step, and its DDP wrapper's, call it): from
-        now on the losses are logged, so non-finite teacher logits are
-        checked on the logged values, without a sync (:class:`TeacherFaults`)."""
+        """mmengine's (its train step, and its DDP wrapper's, call it), plus
+        the split of the total into the task's and distillation's parts
+        (:attr:`loss_parts`). From now on the losses are logged, so non-finite
+        teacher logits are checked on the logged values, without a sync
+        (:class:`TeacherFaults`)."""
         self.teacher_faults.deferred = True
-        return super().parse_losses(losses)
+        loss, log_vars = super().parse_losses(losses)
+        distill = [value for key, value in log_vars.items()
+                   if key in self.distill_loss_keys]
+        task = [value for key, value in log_vars.items()
+                if key != 'loss' and 'loss' in key and key not in self.distill_loss_keys]
+        #: ``(task_loss, distill_loss)`` of the last parsed loss dict, their
+        #: sum the total mmengine optimises: the task's are the student's own
+        #: loss keys, the distillation's :attr:`distill_loss_keys` (an
+        #: optimizer wrapper that treats them apart, e.g. DOT, reads this).
+        self.loss_parts = (sum(task) if task else loss * 0,
+                           sum(distill) if distill else loss * 0)
+        return loss, log_vars
 
     def describe(self) -> str:
         """One log line: the models, where the teacher came from, the losses.

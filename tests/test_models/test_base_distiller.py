@@ -275,3 +275,22 @@ def test_in_a_training_loop_a_non_finite_teacher_stops_the_next_step_without_nan
         hub.update_scalar(f'train/{key}', value)
     with pytest.raises(FloatingPointError, match=r'teacher produced 6 non-finite(.|\n)*iteration'):
         model.loss(inputs, labels)
+
+
+def test_parse_losses_splits_the_total_into_task_and_distillation_parts():
+    """The contract an optimizer wrapper such as DOT reads: the task's part is
+    the student's own loss keys, the distillation's the distillation losses;
+    logged terms (no "loss" in the key) are in neither; they sum to the total."""
+    model = toy(distill_losses=DKD)
+    losses = model.loss(*toy_batch())
+    total, _ = model.parse_losses(losses)
+    task, distill = model.loss_parts
+    assert model.distill_loss_keys == {'loss_dkd'}
+    torch.testing.assert_close(task, losses['loss_cls'])
+    torch.testing.assert_close(distill, losses['loss_dkd'])
+    torch.testing.assert_close(task + distill, total)
+    model.distill_active = False  # after an ESKD stop: all of it is the task's
+    total, _ = model.parse_losses(model.loss(*toy_batch()))
+    assert model.distill_loss_keys == frozenset()
+    torch.testing.assert_close(model.loss_parts[0], total)
+    assert float(model.loss_parts[1]) == 0
