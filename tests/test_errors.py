@@ -98,6 +98,19 @@ def row_non_finite_teacher(tmp_path):
     model.loss(*det_batch(model))
 
 
+def row_teacher_fp16_overflow(tmp_path):
+    model = det(teacher_precision='fp16')
+    model.init_weights()
+    with torch.no_grad():  # FPN features beyond fp16's 65504 (the box head runs in fp32)
+        for conv in model.teacher.neck.fpn_convs:
+            conv.conv.bias.fill_(1e6)
+    model.loss(*det_batch(model))
+
+
+def row_teacher_precision(tmp_path):
+    det(teacher_precision='int8')
+
+
 def row_key_without_loss(tmp_path):
     det(distill_losses=dict(dkd=dict(type='mmkd.DKDLoss')))
 
@@ -165,6 +178,9 @@ ROWS = {
     'dkd-without-target': (row_dkd_without_target, ValueError, r'DKD needs the ground-truth class'),
     'non-finite-teacher': (row_non_finite_teacher, FloatingPointError,
                            r'teacher produced \d+ non-finite logits(.|\n)*iteration .*samples'),
+    'teacher-fp16-overflow': (row_teacher_fp16_overflow, FloatingPointError,
+                              r'fp16 overflow(.|\n)*teacher_precision=\'bf16\''),
+    'teacher-precision': (row_teacher_precision, ValueError, r'teacher_precision must be one of'),
     'key-without-loss': (row_key_without_loss, ValueError, r'must contain "loss"'),
     'key-clash': (row_key_clash, ValueError, r'clash with the student\'s own loss keys'),
     'untrusted-checkpoint': (row_untrusted_checkpoint, RuntimeError, r'builtins\.exec'),

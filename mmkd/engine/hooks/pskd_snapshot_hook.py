@@ -7,8 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import weights_to_cpu
 
-from mmkd.losses import KDLoss
-from mmkd.losses.utils import LogitLoss
+from mmkd.losses import KDLoss, LogitLoss
 from mmkd.registry import HOOKS
 from .pskd_hook import pskd_alpha
 from .schedule_utils import (check_exclusive, check_unused_parameters, distiller_of,
