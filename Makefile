@@ -31,7 +31,7 @@ $(VENV)/.mmcv-ok: $(VENV)/.torch-ok tools/build_mmcv.sh
 	touch $@
 
 $(VENV)/.mmkd-installed: $(VENV)/.mmcv-ok pyproject.toml
-	$(PIP) install -e ".[tests]"
+	$(PIP) install -e ".[tests,mim]"
 	$(VPY) -c "import mmkd, mmdet, mmseg, mmpretrain, mmcv.ops"
 	touch $@
 
