@@ -78,7 +78,7 @@ class DOTOptimWrapper(OptimWrapper):
         distiller whose :attr:`~mmkd.models.BaseDistiller.loss_parts` the
         coming :meth:`update_params` reads, and clear them (a stale split
         from an earlier step is then never used)."""
-        if torch.is_autocast_enabled():
+        if _under_autocast(model):
             raise RuntimeError('DOTOptimWrapper does not run under autocast (AMP): DOT is '
                                'defined for float32 SGD steps. Train without --amp.')
         distiller = model.module if is_model_wrapper(model) else model
@@ -149,6 +149,13 @@ class DOTOptimWrapper(OptimWrapper):
         for grad in list(task.values()) + list(distill.values()):
             grad.mul_(coef.to(grad.device))
         self.message_hub.update_scalar('train/grad_norm', float(total_norm))
+
+
+def _under_autocast(model: nn.Module) -> bool:
+    """Whether the model's device type runs under an autocast context now."""
+    param = next(model.parameters(), None)
+    device = param.device.type if param is not None else 'cpu'
+    return torch.is_autocast_enabled(device)
 
 
 def _check_sgd(optimizer: torch.optim.Optimizer, delta: float) -> None:
