@@ -44,6 +44,33 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
+def check_standardize(logit_standardize: bool, use_sigmoid: bool = False) -> bool:
+    """Return ``logit_standardize`` as a bool.
+
+    Raises:
+        ValueError: if it is combined with ``use_sigmoid``: the z-score rests
+            on the softmax's invariance to adding a constant to a row (only
+            the row's scale, its "temperature", is changed), while
+            independent per-class sigmoids change under such a shift, so
+            z-scoring would alter the teacher's own probabilities.
+    """
+    if logit_standardize and use_sigmoid:
+        raise ValueError(
+            'logit_standardize=True is defined for softmax scores only: a per-row z-score '
+            'shifts each row by its mean, which leaves a softmax unchanged but changes every '
+            'per-class sigmoid probability (use_sigmoid=True), so it would change what the '
+            'teacher predicts rather than only its temperature. Use one or the other.')
+    return bool(logit_standardize)
+
+
+def check_standardizable(num_classes: int, logit_standardize: bool) -> None:
+    """Raise ``ValueError`` if rows of ``num_classes`` logits cannot be
+    z-scored (a standard deviation with Bessel's correction needs 2)."""
+    if logit_standardize and num_classes < 2:
+        raise ValueError('logit_standardize=True needs at least 2 classes (a row\'s standard '
+                         f'deviation), got {num_classes}.')
+
+
 class LogitLoss(nn.Module):
     """mmdet's loss-module interface shared by KD, DKD and DIST.
 
@@ -58,6 +85,11 @@ class LogitLoss(nn.Module):
         reduction: default reduction, one of :data:`REDUCTIONS`.
         ignore_index: rows whose target equals it are left out; ``None``
             keeps every row.
+        logit_standardize: z-score each row of both models' logits before
+            the temperature (Sun et al., CVPR 2024; ``tau`` is then their
+            "base temperature"): ``softmax((z - mean) / (std + 1e-7) / tau)``,
+            mean and std (Bessel-corrected) over the row's classes. Softmax
+            scores only (see :func:`check_standardize`).
 
     A loss whose rows are coupled (DIST) sets :attr:`per_row` to ``False``:
     its only reduction is ``'mean'``.
@@ -79,13 +111,15 @@ class LogitLoss(nn.Module):
                  tau: float,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
-                 ignore_index: Optional[int] = 255) -> None:
+                 ignore_index: Optional[int] = 255,
+                 logit_standardize: bool = False) -> None:
         super().__init__()
         self.tau = check_tau(tau)
         check_non_negative(loss_weight=loss_weight)
         self.loss_weight = loss_weight
         self.reduction = check_reduction(reduction)
         self.ignore_index = ignore_index
+        self.logit_standardize = check_standardize(logit_standardize)
         self.targets_checked = False
 
     def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,

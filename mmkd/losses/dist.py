@@ -17,6 +17,11 @@ terms are 0.
 detectors): ``y = sigmoid(z / tau)`` per class instead of the softmax. Rows no
 longer sum to 1, so each row is centred on its own mean; everything else is
 the same.
+
+``logit_standardize=True`` (Sun et al., CVPR 2024; softmax only): ``z`` in
+``y`` is replaced by its row's z-score ``(z - mean_c z) / (std_c z + 1e-7)``
+(Bessel-corrected std), for both models; ``tau`` is the base temperature and
+the ``tau^2`` factor stays. See docs/logit_standardization.md.
 """
 from typing import Dict, Optional, Tuple, Union
 
@@ -25,9 +30,10 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .base import LogitLoss, check_non_negative, check_tau
-from .utils import (RowLayout, chunks, compute_dtype, full_precision, kept_rows, stacked,
-                    stacked_shifted, to_rows)
+from .base import (LogitLoss, check_non_negative, check_standardizable, check_standardize,
+                   check_tau)
+from .utils import (RowLayout, chunks, compute_dtype, full_precision, kept_rows, scores_plus,
+                    shifted_scores, stacked, to_rows, zscore_backward_, zscore_stats)
 
 EPS = 1e-8
 
@@ -195,20 +201,26 @@ class _DISTTerms(torch.autograd.Function):
     are dropped, the softmax backward removes them). Ignored rows get
     ``lse = +inf``, so their recomputed ``y_s`` and gradient are exactly 0.
     Only the logits and per-row / per-class statistics are saved.
+
+    ``standardize``: ``x`` is the row's z-score over ``tau``
+    (:func:`~mmkd.losses.utils.stacked_standardized`) and the gradient is
+    carried through it (:func:`~mmkd.losses.utils.zscore_backward_`).
     """
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
-                row_weight: Tensor, inter_norm: Count, tau: float) -> Tuple[Tensor, Tensor]:
+                row_weight: Tensor, inter_norm: Count, tau: float,
+                standardize: bool = False) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
+        zscore = zscore_stats(student, dtype) if standardize else None
         # Per row, [student, teacher]: max of x and Z.
         shape = (2, student.shape[0], 1, student.shape[2])
         peak, z = student.new_empty(shape, dtype=dtype), student.new_empty(shape, dtype=dtype)
         stats = _PearsonStats(student, keep, dtype)
         minus_inv_c = student.new_full((), -1.0 / student.shape[1], dtype=dtype)
         for r, c in chunks(student):
-            e = stacked_shifted(student[r, :, c], teacher[r, :, c], tau, dtype,
-                                peak[:, r, :, c]).exp_()
+            e = shifted_scores(student[r, :, c], teacher[r, :, c], tau, dtype, peak[:, r, :, c],
+                               None if zscore is None else zscore[:, :, r, :, c]).exp_()
             inv_z = torch.sum(e, 2, keepdim=True, out=z[:, r, :, c]).reciprocal()
             # [a, b] = e / Z - 1/C, in one pass.
             stats.add(r, c, torch.addcmul(minus_inv_c, e, inv_z), e, inv_z)
@@ -216,7 +228,7 @@ class _DISTTerms(torch.autograd.Function):
         neg_lse = z.log_().add_(peak).neg_()
         if keep is not None:  # exp(x - inf) = 0: ignored rows' y_s in backward
             neg_lse[0].masked_fill_(~keep.unsqueeze(1), float('-inf'))
-        stats.save(ctx, row_weight, inter_norm, tau, student, teacher, neg_lse)
+        stats.save(ctx, row_weight, inter_norm, tau, student, teacher, neg_lse, zscore)
         return inter, intra
 
     @staticmethod
@@ -224,7 +236,7 @@ class _DISTTerms(torch.autograd.Function):
     def backward(ctx, grad_inter: Tensor, grad_intra: Tensor):
         tau = ctx.tau
         # d(z / tau)/dz = 1 / tau, folded into the coefficients.
-        alpha, beta, gamma, delta, mean, (student, teacher, neg_lse) = _grad_coefs(
+        alpha, beta, gamma, delta, mean, (student, teacher, neg_lse, zscore) = _grad_coefs(
             ctx, grad_inter, grad_intra, tau)
         dtype = compute_dtype(student)
         kappa = (delta * mean[0] - gamma * mean[1]).view(1, -1, 1)
@@ -232,16 +244,19 @@ class _DISTTerms(torch.autograd.Function):
         grad = torch.empty_like(student)
         direct = grad.dtype == dtype  # else compute in a buffer and cast
         for r, c in chunks(student):
-            # y = exp(z / tau - lse), as -lse + (1 / tau) * z: one pass.
-            ys = torch.add(neg_lse[0, r, :, c], student[r, :, c], alpha=1 / tau).exp_()
-            yt = torch.add(neg_lse[1, r, :, c], teacher[r, :, c], alpha=1 / tau).exp_()
+            zs = (None, None) if zscore is None else zscore[:, :, r, :, c].unbind(1)
+            # y = exp(x - lse), as -lse + (1 / tau) * z: one pass (unstandardized).
+            ys = scores_plus(neg_lse[0, r, :, c], student[r, :, c], tau, zs[0]).exp_()
+            yt = scores_plus(neg_lse[1, r, :, c], teacher[r, :, c], tau, zs[1]).exp_()
             g = torch.addcmul(kappa, yt, gamma, out=grad[r, :, c] if direct else None)
             g.addcmul_(yt, alpha[r, :, c]).addcmul_(ys, neg_delta).addcmul_(ys, neg_beta[r, :, c])
             g.mul_(ys)  # softmax backward: y_s * G - y_s * <G, y_s>
             g.addcmul_(ys, g.sum(1, keepdim=True), value=-1)
+            if zscore is not None:
+                zscore_backward_(g, student[r, :, c], zs[0])
             if not direct:
                 grad[r, :, c] = g
-        return grad, None, None, None, None, None
+        return grad, None, None, None, None, None, None
 
 
 class _SigmoidDISTTerms(torch.autograd.Function):
@@ -300,15 +315,17 @@ class _SigmoidDISTTerms(torch.autograd.Function):
 
 
 def dist_terms(layout: RowLayout, tau: float, weight: Optional[Tensor] = None,
-               avg_factor: Optional[float] = None,
-               use_sigmoid: bool = False) -> Tuple[Tensor, Tensor]:
+               avg_factor: Optional[float] = None, use_sigmoid: bool = False,
+               logit_standardize: bool = False) -> Tuple[Tensor, Tensor]:
     """``(inter, intra)`` Pearson distances of a :func:`to_rows` layout
-    (on per-class sigmoids when ``use_sigmoid``).
+    (on per-class sigmoids when ``use_sigmoid``; on z-scored rows when
+    ``logit_standardize``, softmax only).
 
     ``weight`` (one per row) multiplies each row's inter-class distance;
     ``avg_factor`` replaces the number of kept rows as inter's divisor.
     """
     student = layout.student
+    check_standardizable(student.shape[1], check_standardize(logit_standardize, use_sigmoid))
     shape = (student.shape[0], student.shape[2])
     dtype = compute_dtype(student)
     row_weight = student.new_ones(shape, dtype=dtype)
@@ -326,8 +343,9 @@ def dist_terms(layout: RowLayout, tau: float, weight: Optional[Tensor] = None,
         inter_norm = (avg_factor.detach().to(torch.float64) if isinstance(avg_factor, Tensor)
                       else float(avg_factor))
     kernel = _SigmoidDISTTerms if use_sigmoid else _DISTTerms
+    args = (student, layout.teacher, layout.keep, row_weight, inter_norm, tau)
     with full_precision(student):
-        return kernel.apply(student, layout.teacher, layout.keep, row_weight, inter_norm, tau)
+        return kernel.apply(*args, True) if logit_standardize else kernel.apply(*args)
 
 
 def dist_loss_parts(student_logits: Tensor,
@@ -340,13 +358,14 @@ def dist_loss_parts(student_logits: Tensor,
                     avg_factor: Optional[float] = None,
                     ignore_index: Optional[int] = 255,
                     use_sigmoid: bool = False,
-                    check_target: bool = True) -> Dict[str, Tensor]:
+                    check_target: bool = True,
+                    logit_standardize: bool = False) -> Dict[str, Tensor]:
     """``dict(loss=tau^2 * (beta*inter + gamma*intra), inter=..., intra=...)``.
     ``check_target``: check that kept targets lie in ``[0, C)`` (one
-    host-device sync)."""
+    host-device sync); ``logit_standardize``: z-score the rows first."""
     tau = check_tau(tau)
     layout = to_rows(student_logits, teacher_logits, target, ignore_index, check_target)
-    inter, intra = dist_terms(layout, tau, weight, avg_factor, use_sigmoid)
+    inter, intra = dist_terms(layout, tau, weight, avg_factor, use_sigmoid, logit_standardize)
     return dict(loss=tau * tau * (beta * inter + gamma * intra), inter=inter, intra=intra)
 
 
@@ -368,6 +387,9 @@ class DISTLoss(LogitLoss):
         ignore_index: rows with this target are left out of both terms.
         use_sigmoid: score classes with ``sigmoid(z / tau)`` instead of a
             softmax (DIST's switch; for sigmoid-scored detection heads).
+        logit_standardize: z-score each row of both models' logits before
+            the softmax (Sun et al., CVPR 2024); ``tau`` is then the base
+            temperature. Not with ``use_sigmoid``.
 
     DIST couples all rows of a batch, so its only reduction is the paper's
     (means over rows and classes); ``reduction_override`` accepts ``'mean'``.
@@ -381,9 +403,11 @@ class DISTLoss(LogitLoss):
                  tau: float = 1.0,
                  loss_weight: float = 1.0,
                  ignore_index: Optional[int] = 255,
-                 use_sigmoid: bool = False) -> None:
+                 use_sigmoid: bool = False,
+                 logit_standardize: bool = False) -> None:
         check_non_negative(beta=beta, gamma=gamma, loss_weight=loss_weight)
-        super().__init__(tau, loss_weight, 'mean', ignore_index)
+        check_standardize(logit_standardize, use_sigmoid)
+        super().__init__(tau, loss_weight, 'mean', ignore_index, logit_standardize)
         self.use_sigmoid = bool(use_sigmoid)
         self.beta = beta
         self.gamma = gamma
@@ -396,8 +420,9 @@ class DISTLoss(LogitLoss):
         and ``intra`` distances."""
         return dist_loss_parts(student_logits, teacher_logits, target, self.beta, self.gamma,
                                self.tau, weight, avg_factor, self.ignore_index, self.use_sigmoid,
-                               check_target)
+                               check_target, self.logit_standardize)
 
     def extra_repr(self) -> str:
         return (f'beta={self.beta}, gamma={self.gamma}, tau={self.tau}, '
-                f'loss_weight={self.loss_weight}, use_sigmoid={self.use_sigmoid}')
+                f'loss_weight={self.loss_weight}, use_sigmoid={self.use_sigmoid}, '
+                f'logit_standardize={self.logit_standardize}')

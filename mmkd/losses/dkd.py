@@ -12,6 +12,12 @@ softmax over the non-target logits only (the target's weight is exactly 0),
 which is the reference code's "subtract 1000 from the target logit" without
 its approximation; ``log(1 - p_g)`` is ``logsumexp(non-target) -
 logsumexp(all)``, exact even when ``p_g`` rounds to 1.
+
+``logit_standardize=True`` (Sun et al., CVPR 2024): every ``z`` above is
+replaced by its row's z-score ``(z - mean_c z) / (std_c z + 1e-7)``
+(Bessel-corrected std over all C classes, target included), for both models;
+``tau`` is the base temperature and both terms keep their ``tau^2``. See
+docs/logit_standardization.md.
 """
 from typing import Dict, Optional, Tuple
 
@@ -20,9 +26,10 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .base import LogitLoss, check_non_negative, check_reduction, check_tau
-from .utils import (RowLayout, chunks, compute_dtype, full_precision, reduce_rows, stacked,
-                    to_rows)
+from .base import (LogitLoss, check_non_negative, check_reduction, check_standardizable,
+                   check_tau)
+from .utils import (RowLayout, chunks, compute_dtype, full_precision, reduce_rows, scores_plus,
+                    stacked, stacked_standardized, to_rows, zscore_backward_, zscore_stats)
 
 
 class _DKDRows(torch.autograd.Function):
@@ -51,13 +58,20 @@ class _DKDRows(torch.autograd.Function):
     ``1 - p_g`` of TCKD's derivative cancels against ``p_hat``'s). Only the
     logits and per-row ``m``, ``Z`` and ``d`` are saved; ``e`` is recomputed
     chunk by chunk.
+
+    ``standardize``: ``x`` is the row's z-score over ``tau``
+    (:func:`~mmkd.losses.utils.stacked_standardized`); the gradient above is
+    then on the z-score over ``tau``, and is carried through the z-score
+    (:func:`~mmkd.losses.utils.zscore_backward_`) from saved per-row stats.
     """
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, target: Tensor,
-                keep: Optional[Tensor], tau: float) -> Tuple[Tensor, Tensor]:
+                keep: Optional[Tensor], tau: float,
+                standardize: bool = False) -> Tuple[Tensor, Tensor]:
         dtype = compute_dtype(student)
         lowest = torch.finfo(dtype).min
+        stats = zscore_stats(student, dtype) if standardize else None
         # Per-row statistics; [student, teacher] stacked on dim 0, here and in
         # each chunk, so that one op serves both models.
         shape = (2, student.shape[0], 1, student.shape[2])
@@ -65,7 +79,11 @@ class _DKDRows(torch.autograd.Function):
         dot = student.new_empty(shape[1:], dtype=dtype)
         for r, c in chunks(student):
             index = target[r, c].unsqueeze(1).expand(2, -1, -1, -1)
-            x = stacked(student[r, :, c], teacher[r, :, c], tau, dtype)
+            if stats is None:
+                x = stacked(student[r, :, c], teacher[r, :, c], tau, dtype)
+            else:
+                x = stacked_standardized(student[r, :, c], teacher[r, :, c], tau, dtype,
+                                         stats[:, :, r, :, c])
             torch.gather(x, 2, index, out=x_g[:, r, :, c])
             x.scatter_(2, index, lowest)
             y = x.sub_(torch.amax(x, 2, keepdim=True, out=peak[:, r, :, c]))
@@ -87,14 +105,14 @@ class _DKDRows(torch.autograd.Function):
             tckd.masked_fill_(ignored, 0)
             nckd.masked_fill_(ignored, 0)
         d = log_b[0, 0].exp_().sub_(b_t[0])  # p_g^s - p_g^t
-        ctx.save_for_backward(student, teacher, target, ignored, peak.neg_(), z, d)
+        ctx.save_for_backward(student, teacher, target, ignored, peak.neg_(), z, d, stats)
         ctx.tau = tau
         return tckd, nckd
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_tckd: Tensor, grad_nckd: Tensor):
-        student, teacher, target, ignored, neg_peak, z, d = ctx.saved_tensors
+        student, teacher, target, ignored, neg_peak, z, d, stats = ctx.saved_tensors
         tau = ctx.tau
         dtype = compute_dtype(student)
         # d/dz = (1 / tau) * d/d(z / tau), and both terms carry tau^2.
@@ -109,28 +127,35 @@ class _DKDRows(torch.autograd.Function):
         grad = torch.empty_like(student)
         direct = grad.dtype == dtype  # else compute in a buffer and cast
         for r, c in chunks(student):
-            # e = exp(z / tau - m), as -m + (1 / tau) * z in one pass. At the
-            # target it may overflow; that entry is overwritten last.
-            es = torch.add(neg_peak[0, r, :, c], student[r, :, c], alpha=1 / tau,
-                           out=grad[r, :, c] if direct else None).exp_()
-            et = torch.add(neg_peak[1, r, :, c], teacher[r, :, c], alpha=1 / tau).exp_()
+            zs = (None, None) if stats is None else stats[:, :, r, :, c].unbind(1)
+            # e = exp(x - m), as -m + (1 / tau) * z in one pass (unstandardized).
+            # At the target it may overflow; that entry is overwritten last.
+            es = scores_plus(neg_peak[0, r, :, c], student[r, :, c], tau, zs[0],
+                             out=grad[r, :, c] if direct else None).exp_()
+            et = scores_plus(neg_peak[1, r, :, c], teacher[r, :, c], tau, zs[1]).exp_()
             es.mul_(coef_s[r, :, c]).addcmul_(et, coef_t[r, :, c], value=-1)
             es.scatter_(1, target[r, c].unsqueeze(1), ad[r, :, c])
+            if stats is not None:
+                zscore_backward_(es, student[r, :, c], zs[0])
             if not direct:
                 grad[r, :, c] = es
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
-def dkd_rows(layout: RowLayout, tau: float) -> Tuple[Tensor, Tensor]:
-    """Per-row (TCKD, NCKD) of a :func:`to_rows` layout, each (B, L)."""
+def dkd_rows(layout: RowLayout, tau: float,
+             logit_standardize: bool = False) -> Tuple[Tensor, Tensor]:
+    """Per-row (TCKD, NCKD) of a :func:`to_rows` layout, each (B, L) (on
+    z-scored rows when ``logit_standardize``)."""
     if layout.target is None:
         raise ValueError('DKD needs the ground-truth class of every row: pass '
                          'target=(N,) or (N, H, W) class indices.')
     if layout.student.shape[1] < 2:
         raise ValueError('DKD needs at least 2 classes (it splits target from '
                          f'non-target), got {layout.student.shape[1]}.')
+    check_standardizable(layout.student.shape[1], logit_standardize)
+    args = (layout.student, layout.teacher, layout.target, layout.keep, tau)
     with full_precision(layout.student):
-        return _DKDRows.apply(layout.student, layout.teacher, layout.target, layout.keep, tau)
+        return _DKDRows.apply(*args, True) if logit_standardize else _DKDRows.apply(*args)
 
 
 def dkd_loss_parts(student_logits: Tensor,
@@ -143,12 +168,13 @@ def dkd_loss_parts(student_logits: Tensor,
                    reduction: str = 'mean',
                    avg_factor: Optional[float] = None,
                    ignore_index: Optional[int] = 255,
-                   check_target: bool = True) -> Dict[str, Tensor]:
+                   check_target: bool = True,
+                   logit_standardize: bool = False) -> Dict[str, Tensor]:
     """``dict(loss=alpha*TCKD + beta*NCKD, tckd=TCKD, nckd=NCKD)``, reduced.
     ``check_target``: check that kept targets lie in ``[0, C)`` (one
-    host-device sync)."""
+    host-device sync); ``logit_standardize``: z-score the rows first."""
     layout = to_rows(student_logits, teacher_logits, target, ignore_index, check_target)
-    tckd, nckd = dkd_rows(layout, check_tau(tau))
+    tckd, nckd = dkd_rows(layout, check_tau(tau), logit_standardize)
     reduction = check_reduction(reduction)
     tckd = reduce_rows(tckd, layout, weight, reduction, avg_factor)
     nckd = reduce_rows(nckd, layout, weight, reduction, avg_factor)
@@ -174,6 +200,9 @@ class DKDLoss(LogitLoss):
         loss_weight: factor on the reduced loss (e.g. a warm-up factor).
         reduction: ``'mean'`` over kept rows, ``'sum'`` or ``'none'``.
         ignore_index: rows with this target are left out.
+        logit_standardize: z-score each row of both models' logits first
+            (Sun et al., CVPR 2024); ``tau`` is then the base temperature
+            (2 in the authors' settings, with ``alpha`` and ``beta`` times 9).
     """
 
     def __init__(self,
@@ -182,9 +211,10 @@ class DKDLoss(LogitLoss):
                  tau: float = 4.0,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
-                 ignore_index: Optional[int] = 255) -> None:
+                 ignore_index: Optional[int] = 255,
+                 logit_standardize: bool = False) -> None:
         check_non_negative(alpha=alpha, beta=beta, loss_weight=loss_weight)
-        super().__init__(tau, loss_weight, reduction, ignore_index)
+        super().__init__(tau, loss_weight, reduction, ignore_index, logit_standardize)
         self.alpha = alpha
         self.beta = beta
 
@@ -196,8 +226,10 @@ class DKDLoss(LogitLoss):
         return dkd_loss_parts(student_logits, teacher_logits, target, alpha=self.alpha,
                               beta=self.beta, tau=self.tau, weight=weight, reduction=reduction,
                               avg_factor=avg_factor, ignore_index=self.ignore_index,
-                              check_target=check_target)
+                              check_target=check_target,
+                              logit_standardize=self.logit_standardize)
 
     def extra_repr(self) -> str:
         return (f'alpha={self.alpha}, beta={self.beta}, tau={self.tau}, '
-                f'loss_weight={self.loss_weight}, reduction={self.reduction}')
+                f'loss_weight={self.loss_weight}, reduction={self.reduction}, '
+                f'logit_standardize={self.logit_standardize}')

@@ -14,6 +14,11 @@ the per-class binary KL summed over classes,
 
 averaged over rows like the softmax KD. Its gradient has the same form,
 ``tau * (p_s - p_t)``.
+
+``logit_standardize=True`` (Sun et al., CVPR 2024; softmax only): ``z`` is
+replaced in ``p`` by its row's z-score ``(z - mean_c z) / (std_c z + 1e-7)``
+(Bessel-corrected std), for both models, and ``tau`` is the base
+temperature; the ``tau^2`` factor stays. See docs/logit_standardization.md.
 """
 from typing import Dict, Optional
 
@@ -22,9 +27,11 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
-from .base import LogitLoss, check_reduction, check_tau
-from .utils import (RowLayout, chunks, compute_dtype, full_precision, reduce_rows, stacked,
-                    stacked_shifted, to_rows)
+from .base import (LogitLoss, check_reduction, check_standardizable, check_standardize,
+                   check_tau)
+from .utils import (RowLayout, chunks, compute_dtype, full_precision, reduce_rows,
+                    scores_plus, shifted_scores, stacked, to_rows, zscore_backward_,
+                    zscore_stats)
 
 
 class _KDRows(torch.autograd.Function):
@@ -39,20 +46,26 @@ class _KDRows(torch.autograd.Function):
     cancels. Only the logits and each row's ``lse = max_c x_c + log Z`` are
     saved: backward recomputes ``p = exp(x - lse)`` chunk by chunk, and no
     full-size temporary outlives a chunk.
+
+    ``standardize``: ``x`` is the row's z-score over ``tau`` instead
+    (:func:`~mmkd.losses.utils.stacked_standardized`); the per-row mean, std
+    and factor are saved too, and backward carries ``tau * (p_s - p_t)``
+    through the z-score (:func:`~mmkd.losses.utils.zscore_backward_`).
     """
 
     @staticmethod
     def forward(ctx, student: Tensor, teacher: Tensor, keep: Optional[Tensor],
-                tau: float) -> Tensor:
+                tau: float, standardize: bool = False) -> Tensor:
         dtype = compute_dtype(student)
+        stats = zscore_stats(student, dtype) if standardize else None
         # Per-row statistics; [student, teacher] stacked on dim 0, here and in
         # each chunk, so that one op serves both models.
         shape = (2, student.shape[0], 1, student.shape[2])
         peak, z = student.new_empty(shape, dtype=dtype), student.new_empty(shape, dtype=dtype)
         dot = student.new_empty(shape[1:], dtype=dtype)
         for r, c in chunks(student):
-            y = stacked_shifted(student[r, :, c], teacher[r, :, c], tau, dtype,
-                                peak[:, r, :, c])
+            y = shifted_scores(student[r, :, c], teacher[r, :, c], tau, dtype, peak[:, r, :, c],
+                               None if stats is None else stats[:, :, r, :, c])
             e = torch.exp(y)
             torch.sum(e, 2, keepdim=True, out=z[:, r, :, c])
             # sum_c e_t,c (y_t,c - y_s,c)
@@ -64,14 +77,14 @@ class _KDRows(torch.autograd.Function):
             ignored = ~keep
             rows.masked_fill_(ignored, 0)
         neg_lse = z.log_().add_(peak).neg_()
-        ctx.save_for_backward(student, teacher, ignored, neg_lse)
+        ctx.save_for_backward(student, teacher, ignored, neg_lse, stats)
         ctx.tau = tau
         return rows
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_rows: Tensor):
-        student, teacher, ignored, neg_lse = ctx.saved_tensors
+        student, teacher, ignored, neg_lse, stats = ctx.saved_tensors
         tau = ctx.tau
         dtype = compute_dtype(student)
         scale = (grad_rows * tau).unsqueeze(1)
@@ -80,14 +93,17 @@ class _KDRows(torch.autograd.Function):
         grad = torch.empty_like(student)
         direct = grad.dtype == dtype  # else compute in a buffer and cast
         for r, c in chunks(student):
-            # p = exp(z / tau - lse), as -lse + (1 / tau) * z: one pass.
-            ps = torch.add(neg_lse[0, r, :, c], student[r, :, c], alpha=1 / tau,
-                           out=grad[r, :, c] if direct else None).exp_()
-            pt = torch.add(neg_lse[1, r, :, c], teacher[r, :, c], alpha=1 / tau).exp_()
+            zs = (None, None) if stats is None else stats[:, :, r, :, c].unbind(1)
+            # p = exp(x - lse), as -lse + (1 / tau) * z: one pass (unstandardized).
+            ps = scores_plus(neg_lse[0, r, :, c], student[r, :, c], tau, zs[0],
+                             out=grad[r, :, c] if direct else None).exp_()
+            pt = scores_plus(neg_lse[1, r, :, c], teacher[r, :, c], tau, zs[1]).exp_()
             ps.sub_(pt).mul_(scale[r, :, c])
+            if stats is not None:
+                zscore_backward_(ps, student[r, :, c], zs[0])
             if not direct:
                 grad[r, :, c] = ps
-        return grad, None, None, None
+        return grad, None, None, None, None
 
 
 class _SigmoidKDRows(torch.autograd.Function):
@@ -139,12 +155,18 @@ class _SigmoidKDRows(torch.autograd.Function):
         return grad, None, None, None
 
 
-def kd_rows(layout: RowLayout, tau: float, use_sigmoid: bool = False) -> Tensor:
+def kd_rows(layout: RowLayout, tau: float, use_sigmoid: bool = False,
+            logit_standardize: bool = False) -> Tensor:
     """Per-row KD of a :func:`to_rows` layout, shape (B, L); ignored rows 0
-    (per-class binary KL on sigmoids when ``use_sigmoid``)."""
-    kernel = _SigmoidKDRows if use_sigmoid else _KDRows
+    (per-class binary KL on sigmoids when ``use_sigmoid``; on z-scored rows
+    when ``logit_standardize``, softmax only)."""
+    check_standardizable(layout.student.shape[1], check_standardize(logit_standardize, use_sigmoid))
     with full_precision(layout.student):
-        return kernel.apply(layout.student, layout.teacher, layout.keep, tau)
+        if use_sigmoid:
+            return _SigmoidKDRows.apply(layout.student, layout.teacher, layout.keep, tau)
+        if logit_standardize:
+            return _KDRows.apply(layout.student, layout.teacher, layout.keep, tau, True)
+        return _KDRows.apply(layout.student, layout.teacher, layout.keep, tau)
 
 
 def kd_loss(student_logits: Tensor,
@@ -156,12 +178,13 @@ def kd_loss(student_logits: Tensor,
             avg_factor: Optional[float] = None,
             ignore_index: Optional[int] = 255,
             use_sigmoid: bool = False,
-            check_target: bool = True) -> Tensor:
+            check_target: bool = True,
+            logit_standardize: bool = False) -> Tensor:
     """Functional KD; see :class:`KDLoss`. ``check_target``: check that kept
     targets lie in ``[0, C)`` (one host-device sync)."""
     layout = to_rows(student_logits, teacher_logits, target, ignore_index, check_target)
-    return reduce_rows(kd_rows(layout, check_tau(tau), use_sigmoid), layout, weight,
-                       check_reduction(reduction), avg_factor)
+    return reduce_rows(kd_rows(layout, check_tau(tau), use_sigmoid, logit_standardize), layout,
+                       weight, check_reduction(reduction), avg_factor)
 
 
 @MODELS.register_module()
@@ -177,6 +200,10 @@ class KDLoss(LogitLoss):
             target is given; KD itself does not need one).
         use_sigmoid: per-class binary KL on ``sigmoid(z / tau)`` (summed over
             classes) instead of the softmax KL, for sigmoid-scored heads.
+        logit_standardize: z-score each row of both models' logits first
+            (Sun et al., CVPR 2024): ``p = softmax((z - mean) / (std + 1e-7) /
+            tau)``, ``tau`` the base temperature (2 in the authors' settings);
+            not with ``use_sigmoid``.
     """
 
     def __init__(self,
@@ -184,8 +211,10 @@ class KDLoss(LogitLoss):
                  loss_weight: float = 1.0,
                  reduction: str = 'mean',
                  ignore_index: Optional[int] = 255,
-                 use_sigmoid: bool = False) -> None:
-        super().__init__(tau, loss_weight, reduction, ignore_index)
+                 use_sigmoid: bool = False,
+                 logit_standardize: bool = False) -> None:
+        check_standardize(logit_standardize, use_sigmoid)
+        super().__init__(tau, loss_weight, reduction, ignore_index, logit_standardize)
         self.use_sigmoid = bool(use_sigmoid)
 
     def loss_parts(self, student_logits: Tensor, teacher_logits: Tensor,
@@ -195,8 +224,8 @@ class KDLoss(LogitLoss):
         """``dict(loss=...)``: KD has no decomposed terms of its own."""
         return dict(loss=kd_loss(student_logits, teacher_logits, target, self.tau, weight,
                                  reduction, avg_factor, self.ignore_index, self.use_sigmoid,
-                                 check_target))
+                                 check_target, self.logit_standardize))
 
     def extra_repr(self) -> str:
         return (f'tau={self.tau}, loss_weight={self.loss_weight}, reduction={self.reduction}, '
-                f'use_sigmoid={self.use_sigmoid}')
+                f'use_sigmoid={self.use_sigmoid}, logit_standardize={self.logit_standardize}')

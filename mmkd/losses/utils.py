@@ -209,3 +209,78 @@ def kept_rows(layout: RowLayout, dtype: torch.dtype) -> Union[int, Tensor]:
     if layout.keep is None:
         return max(layout.student.shape[0] * layout.student.shape[2], 1)
     return layout.keep.sum().clamp_(min=1).to(dtype)
+
+
+#: The official logit-standardization code's epsilon (Sun et al., CVPR 2024):
+#: a row is z-scored as ``(z - mean) / (std + STD_EPS)``.
+STD_EPS = 1e-7
+
+
+def zscore_stats(student: Tensor, dtype: torch.dtype) -> Tensor:
+    """An empty ``(3, 2, B, 1, L)`` buffer for the per-row ``[mean, std,
+    factor]`` of both models (:func:`stacked_standardized` fills it)."""
+    return student.new_empty((3, 2, student.shape[0], 1, student.shape[2]), dtype=dtype)
+
+
+def stacked_standardized(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype,
+                         stats: Tensor) -> Tensor:
+    """``(z - mean) / (std + STD_EPS) / tau`` of both models, stacked into a
+    fresh ``(2, b, C, l)`` buffer of ``dtype``.
+
+    ``mean`` and ``std`` are per row over the classes, ``std`` with Bessel's
+    correction (as ``torch.std``'s default in the official code). They and
+    ``factor = 1 / (tau * (std + STD_EPS))`` are written to ``stats``, a
+    ``(3, 2, b, 1, l)`` view of :func:`zscore_stats`'s buffer, for backward.
+    The row is centred before it is scaled (rather than scaled and then
+    shifted), so no large offset cancels when the mean dominates the spread.
+    """
+    x = stacked(student, teacher, 1.0, dtype)
+    var, mean = torch.var_mean(x, 2, keepdim=True, correction=1)
+    stats[0] = mean
+    torch.sqrt(var, out=stats[1])
+    torch.add(stats[1], STD_EPS, out=stats[2]).mul_(tau).reciprocal_()
+    return x.sub_(stats[0]).mul_(stats[2])
+
+
+def shifted_scores(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype,
+                   max_out: Tensor, stats: Optional[Tensor]) -> Tensor:
+    """:func:`stacked_shifted` on ``x = z / tau``, or on the standardized
+    ``x`` of :func:`stacked_standardized` when ``stats`` is given: ``x -
+    max_c x`` of both models, the per-row maxima of ``x`` written to
+    ``max_out``."""
+    if stats is None:
+        return stacked_shifted(student, teacher, tau, dtype, max_out)
+    x = stacked_standardized(student, teacher, tau, dtype, stats)
+    return x.sub_(torch.amax(x, 2, keepdim=True, out=max_out))
+
+
+def scores_plus(offset: Tensor, logits: Tensor, tau: float, stats: Optional[Tensor],
+                out: Optional[Tensor] = None) -> Tensor:
+    """``offset + x`` for one model's ``(b, C, l)`` chunk, where ``x = z /
+    tau``, or ``x = (z - mean) * factor`` when that model's ``(3, b, 1, l)``
+    ``stats`` are given (standardized): the argument of a recomputed ``exp``
+    in backward. The plain case is one pass, exactly as before."""
+    if stats is None:
+        return torch.add(offset, logits, alpha=1 / tau, out=out)
+    return torch.sub(logits, stats[0], out=out).mul_(stats[2]).add_(offset)
+
+
+def zscore_backward_(grad: Tensor, logits: Tensor, stats: Tensor) -> Tensor:
+    """Turn ``grad = dL/dn`` into ``dL/dz`` in place, for a ``(b, C, l)`` chunk
+    of standardized logits ``n = u / s`` (``u = z - mean``, ``s = std +
+    STD_EPS``, ``std`` with Bessel's correction) and that model's ``(3, b, 1,
+    l)`` ``stats``:
+
+        dL/dz = (grad - mean_c(grad) - <grad, u> u / ((C - 1) std s)) / s
+
+    (the last term is the derivative through ``std``). A constant row (std 0,
+    so ``u = 0``) gets ``(grad - mean_c(grad)) / STD_EPS``: finite, where
+    autograd through ``torch.std`` would give NaN.
+    """
+    mean, std = stats[0], stats[1]
+    u = torch.sub(logits, mean)
+    inv_s = (std + STD_EPS).reciprocal_()
+    k = torch.sum(u * grad, 1, keepdim=True).mul_(inv_s)
+    k = torch.where(std > 0, k / (std * (grad.shape[1] - 1)), torch.zeros_like(k))
+    grad.sub_(grad.mean(1, keepdim=True)).addcmul_(u, k, value=-1)
+    return grad.mul_(inv_s)
