@@ -9,3 +9,8 @@ The modules here import only torch and the standard library at import time
 (:mod:`.install` and :mod:`.environment` run before mmkd's dependencies
 exist); nothing here is imported by mmkd itself.
 """
+
+#: Set to ``'1'`` by tools/gpu_check.py for its child processes when mmcv has
+#: CPU ops only: they then route RoIAlign / NMS through torchvision
+#: (:func:`mmkd.gpucheck.ops_route.route_through_torchvision`).
+ENV_FLAG = 'MMKD_GPUCHECK_TORCHVISION_OPS'

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: Set by tools/gpu_check.py for its child processes when mmcv has CPU ops only.
-ENV_FLAG = 'MMKD_GPUCHECK_TORCHVISION_OPS'
+from . import ENV_FLAG  # noqa: F401 - the flag that asks for this routing
 
 
 def _roi_align(input: Tensor, rois: Tensor, output_size, spatial_scale: float = 1.0,
