@@ -50,3 +50,11 @@ def dist_terms(zs, zt, tau):
     inter = np.mean([pearson_distance(ys[i], yt[i]) for i in range(len(ys))])
     intra = np.mean([pearson_distance(ys[:, j], yt[:, j]) for j in range(ys.shape[1])])
     return inter, intra
+
+
+def zscore(z, eps=1e-7):
+    """Logit standardization (Sun et al., CVPR 2024) of each row of ``z``
+    (last axis): ``(z - mean) / (std + eps)``, std with ``ddof=1``."""
+    z = np.asarray(z, dtype=np.float64)
+    mean = z.mean(-1, keepdims=True)
+    return (z - mean) / (z.std(-1, ddof=1, keepdims=True) + eps)

@@ -2,8 +2,8 @@
 
 On CUDA every ``.item()``, ``bool(tensor)``, boolean-mask index, ... stalls
 the GPU until its queue drains. These tests count such calls on the CPU
-(tests/sync_counter.py) in KD / DKD / DIST (softmax and sigmoid) forward and
-backward, for ``(N, C)`` rows and dense ``(N, C, H, W)`` logits, with and
+(tests/sync_counter.py) in KD / DKD / DIST (softmax and sigmoid, and softmax
+with logit standardization) forward and backward, for ``(N, C)`` rows and dense ``(N, C, H, W)`` logits, with and
 without ``ignore_index``: there must be none. The one sync by design, the
 target-value check, runs on a module's first call only.
 """
@@ -20,6 +20,10 @@ LOSSES = {
     'dkd': lambda: DKDLoss(alpha=1.0, beta=2.0, tau=2.0),
     'dist': lambda: DISTLoss(gamma=2.0, tau=2.0),
     'dist_sigmoid': lambda: DISTLoss(gamma=2.0, tau=2.0, use_sigmoid=True),
+    # logit standardization (softmax only): the z-score's statistics too
+    'kd_ls': lambda: KDLoss(tau=2.0, logit_standardize=True),
+    'dkd_ls': lambda: DKDLoss(alpha=1.0, beta=2.0, tau=2.0, logit_standardize=True),
+    'dist_ls': lambda: DISTLoss(gamma=2.0, tau=2.0, logit_standardize=True),
 }
 SHAPES = {'rows': (12, 7), 'dense': (2, 7, 5, 6)}
 # (target given, ignore_index, rows set to 255)
@@ -30,7 +34,7 @@ IGNORE = {
     'ignore_255_all_ignored': (True, 255, 'all'),
 }
 CASES = [(name, shape, ignore) for name in LOSSES for shape in SHAPES for ignore in IGNORE
-         if not (name == 'dkd' and ignore == 'no_target')]  # DKD needs a target
+         if not (name.startswith('dkd') and ignore == 'no_target')]  # DKD needs a target
 
 
 def _inputs(shape, ignore):
@@ -81,13 +85,14 @@ def test_steady_state_forward_and_backward_have_no_sync(monkeypatch, name, shape
         assert torch.count_nonzero(student.grad) == 0 and total.item() == 0
 
 
+@pytest.mark.parametrize('standardize', [False, True], ids=['plain', 'ls'])
 @pytest.mark.parametrize('name', ['kd', 'dkd', 'dist'])
-def test_functional_losses_have_no_sync_without_the_target_check(name):
+def test_functional_losses_have_no_sync_without_the_target_check(name, standardize):
     student, teacher, target, _ = _inputs(SHAPES['dense'], 'ignore_255_some_ignored')
     fn = {'kd': kd_loss, 'dkd': dkd_loss_parts, 'dist': dist_loss_parts}[name]
     student.requires_grad_()
     with count_syncs() as counter:
-        out = fn(student, teacher, target, check_target=False)
+        out = fn(student, teacher, target, check_target=False, logit_standardize=standardize)
         (out if name == 'kd' else out['loss']).backward()
     assert counter.calls == [], counter.calls
     with count_syncs() as counter:
