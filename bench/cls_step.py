@@ -13,7 +13,16 @@ Prints (c - a) / b: 1.0 means distillation adds exactly the teacher's forward
 (target <= 1.10), plus the peak memory of (a) and (c), each measured in a
 fresh child process.
 
-    python bench/cls_step.py [--rounds 5] [--batch 8] [--size 224]
+With ``--dot``, also through mmengine's optimizer-wrapper path (the train
+step's ``optim_context``, ``parse_losses``, ``update_params``):
+
+  (c') the distilled step with mmengine's ``OptimWrapper`` (SGD);
+  (d)  the distilled step with ``mmkd.DOTOptimWrapper`` (two backward passes,
+       two momentum buffers);
+
+and prints d / c', the cost of DOT's second backward pass, with both peaks.
+
+    python bench/cls_step.py [--rounds 5] [--batch 8] [--size 224] [--dot]
 """
 import argparse
 import os
@@ -64,8 +73,19 @@ def make_steps(batch: int, size: int):
     def teacher_forward():
         distiller.run_teacher(inputs, {})
 
+    def wrapper_step(wrapper):
+        with wrapper.optim_context(distiller):
+            losses = distiller.loss(inputs, samples)
+        wrapper.update_params(distiller.parse_losses(losses)[0])
+
+    from mmengine.optim import OptimWrapper
+    from mmkd.engine.optim import DOTOptimWrapper
+    plain = OptimWrapper(torch.optim.SGD(distiller.parameters(), lr=1e-4, momentum=0.9))
+    dot = DOTOptimWrapper(torch.optim.SGD(distiller.parameters(), lr=1e-4, momentum=0.9),
+                          delta=0.09)
     return dict(student=lambda: train_step(distiller.student), teacher=teacher_forward,
-                distilled=lambda: train_step(distiller))
+                distilled=lambda: train_step(distiller),
+                distilled_wrapper=lambda: wrapper_step(plain), dot=lambda: wrapper_step(dot))
 
 
 def main():
@@ -73,6 +93,8 @@ def main():
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--dot', action='store_true',
+                        help="also time DOT's step against the plain wrapper step")
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = ['--batch', str(args.batch), '--size', str(args.size)]
@@ -83,6 +105,8 @@ def main():
 
     print(f'load average {os.getloadavg()[0]:.2f} (read the ratio from a quiet machine)')
     steps = make_steps(args.batch, args.size)
+    if not args.dot:
+        del steps['distilled_wrapper'], steps['dot']
     for fn in steps.values():
         fn()  # warm-up
     times = {name: [] for name in steps}
@@ -99,6 +123,14 @@ def main():
     print(f'(b) teacher forward   {b * 1e3:8.1f} ms')
     print(f'(c) distilled step    {c * 1e3:8.1f} ms   peak {mem["distilled"]:7.1f} MiB')
     print(f'(c - a) / b = {(c - a) / b:.2f}   (target <= 1.10)')
+    if args.dot:
+        plain, dot = (statistics.median(times[k]) for k in ('distilled_wrapper', 'dot'))
+        mem = {k: peak_mib(__file__, ['--child', k, *shape]) for k in ('distilled_wrapper', 'dot')}
+        print(f"(c') distilled step, OptimWrapper     {plain * 1e3:8.1f} ms   "
+              f"peak {mem['distilled_wrapper']:7.1f} MiB")
+        print(f"(d)  distilled step, DOTOptimWrapper  {dot * 1e3:8.1f} ms   "
+              f"peak {mem['dot']:7.1f} MiB")
+        print(f"d / c' = {dot / plain:.2f}   (DOT's second backward pass over the student)")
 
 
 if __name__ == '__main__':

@@ -79,7 +79,8 @@ def test_update_rule_equals_official_on_task_only_distill_only_and_shared_params
         x = torch.randn(5, dtype=torch.float64)
 
         def losses(a, b, c):  # (task, distillation)
-            return (a * x).sum() ** 2 + (b * x).sum().sin(), (b * c * x).sum().cos() + c.square().sum()
+            task = (a * x).sum() ** 2 + (b * x).sum().sin()
+            return task, (b * c * x).sum().cos() + c.square().sum()
 
         task, kd = losses(*ours)
         task_grads = dict(zip(ours[:2], torch.autograd.grad(task, ours[:2], retain_graph=True)))
