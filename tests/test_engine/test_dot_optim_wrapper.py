@@ -281,3 +281,49 @@ def test_runner_refuses_adam_before_the_first_step(tmp_path):
         log_level='WARNING', experiment_name=f'dot_adam_{id(tmp_path)}')
     with pytest.raises(TypeError, match='not defined for other optimizers'):
         runner.train()
+
+
+# -- DDP: the distillation gradient, taken without DDP's hooks, is averaged too ------
+def _ddp_worker(rank, port, out_dir):
+    import os
+
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=2)
+    try:
+        model, = steady(distiller())
+        ddp = MMDistributedDataParallel(module=model, device_ids=None)
+        wrapper = dot_wrapper(model)
+        for batch in raw_batches(3):  # each rank its half of the batch
+            half = {key: value[2 * rank:2 * rank + 2] for key, value in batch.items()}
+            ddp.train_step(half, wrapper)
+        torch.save(dict(params=student_params(model),
+                        kd=[wrapper.optimizer.state[p][KD_BUFFER] for p in model.parameters()]),
+                   os.path.join(out_dir, f'rank{rank}.pt'))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_on_two_processes_equals_one_process_on_the_whole_batch(tmp_path):
+    """BatchNorm on running statistics and mean losses: the mean of the two
+    halves' gradients is the whole batch's, so 2 ranks of 2 images step as
+    1 process of 4 images, and the ranks stay identical."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True,
+                       start_method='fork')
+    ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
+    single, = steady(distiller())
+    wrapper = dot_wrapper(single)
+    for batch in raw_batches(3):
+        single.train_step(copy.deepcopy(batch), wrapper)
+    for a, b in zip(ranks[0]['params'] + ranks[0]['kd'], ranks[1]['params'] + ranks[1]['kd']):
+        assert torch.equal(a, b)
+    assert_close(ranks[0]['params'], student_params(single), rtol=1e-5, atol=1e-7)
+    assert_close(ranks[0]['kd'], [wrapper.optimizer.state[p][KD_BUFFER]
+                                  for p in single.parameters()], rtol=1e-4, atol=1e-6)
