@@ -177,7 +177,7 @@ def test_distill_factor_scales_only_the_distillation_buffer():
 
 
 # -- checkpoints, resume, clipping --------------------------------------------------
-def _runner(work_dir, max_iters, resume_from=None, **wrapper):
+def _runner(work_dir, max_iters, resume_from=None, hooks=(), **wrapper):
     from mmengine.runner import Runner
     wrapper = dict(type='mmkd.DOTOptimWrapper', delta=0.09, optimizer=dict(type='SGD', **SGD),
                    **wrapper)
@@ -187,7 +187,8 @@ def _runner(work_dir, max_iters, resume_from=None, **wrapper):
         train_cfg=dict(by_epoch=False, max_iters=max_iters), optim_wrapper=wrapper,
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
-        resume=resume_from is not None, load_from=resume_from, randomness=dict(seed=0),
+        custom_hooks=list(hooks), resume=resume_from is not None, load_from=resume_from,
+        randomness=dict(seed=0),
         log_level='WARNING', experiment_name=f'dot_{id(work_dir)}_{max_iters}')
 
 
@@ -210,6 +211,29 @@ def test_checkpoint_holds_both_buffers_and_resume_continues_identically(tmp_path
         for key in (TASK_BUFFER, KD_BUFFER):
             assert torch.equal(straight.optim_wrapper.optimizer.state[a][key],
                                resumed.optim_wrapper.optimizer.state[b][key])
+
+
+def test_runner_with_warmup_and_eskd_hooks(tmp_path):
+    """Warm-up scales the distillation gradient (by iteration here); after
+    the ESKD stop at iteration 3 the steps are plain SGD: the distillation
+    buffers no longer change while the parameters do."""
+    from mmkd.engine.hooks import DistillWarmupHook, EarlyStopDistillHook
+    from tests.helpers.runner import Recorder
+
+    def snapshot(runner, outputs):
+        state = runner.optim_wrapper.optimizer.state
+        return dict(keys=runner.model.distill_loss_keys, params=student_params(runner.model),
+                    kd=[state[p][KD_BUFFER].clone() for p in runner.model.parameters()])
+
+    rows = Recorder(after_iter=snapshot)
+    runner = _runner(tmp_path, 5, hooks=[DistillWarmupHook(warmup=2, by_epoch=False),
+                                         EarlyStopDistillHook(stop_iter=3), rows])
+    runner.train()
+    assert [bool(row['keys']) for row in rows.rows] == [True] * 3 + [False] * 2
+    assert not torch.equal(rows.rows[1]['kd'][0], rows.rows[2]['kd'][0])
+    for before, after in zip(rows.rows[2:], rows.rows[3:]):
+        assert all(torch.equal(a, b) for a, b in zip(before['kd'], after['kd']))
+        assert not torch.equal(before['params'][0], after['params'][0])
 
 
 def test_clip_grad_clips_the_total_gradient():
