@@ -12,7 +12,12 @@ first. Time: median over interleaved rounds in this process. Peak memory: each
 side runs once more in a fresh child process that reports its peak resident
 memory above what its inputs already used.
 
-    python bench/losses.py [--rounds 7] [--shape 8 19 128 256]
+``--logit-standardize``: both sides z-score each row first (Sun et al., CVPR
+2024), the straightforward side as the authors' code does (``(z - mean) /
+(std + 1e-7)`` on the kept rows, autograd through it), mmkd's with
+``logit_standardize=True``.
+
+    python bench/losses.py [--rounds 7] [--shape 8 19 128 256] [--logit-standardize]
 """
 import argparse
 import json
@@ -31,11 +36,23 @@ from mmkd.losses import DISTLoss, DKDLoss, KDLoss  # noqa: E402
 TAU, ALPHA, BETA = 1.0, 1.0, 0.25
 
 
+#: Whether both sides standardize the logits (``--logit-standardize``).
+STANDARDIZE = False
+
+
+def standardize(z):
+    """The authors' z-score of each row (their ``normalize``)."""
+    return (z - z.mean(1, keepdim=True)) / (1e-7 + z.std(1, keepdim=True))
+
+
 def rows(s, t, target):
     c = s.shape[1]
     keep = target.reshape(-1) != 255
-    return (s.permute(0, 2, 3, 1).reshape(-1, c)[keep], t.permute(0, 2, 3, 1).reshape(-1, c)[keep],
-            target.reshape(-1)[keep])
+    s = s.permute(0, 2, 3, 1).reshape(-1, c)[keep]
+    t = t.permute(0, 2, 3, 1).reshape(-1, c)[keep]
+    if STANDARDIZE:
+        s, t = standardize(s), standardize(t)
+    return s, t, target.reshape(-1)[keep]
 
 
 def kd_paper(s, t, target):
@@ -73,11 +90,16 @@ def dist_paper(s, t, target):
     return TAU**2 * (inter + intra)
 
 
-METHODS = {
-    'KD': (KDLoss(tau=TAU), kd_paper),
-    'DKD': (DKDLoss(alpha=ALPHA, beta=BETA, tau=TAU), dkd_paper),
-    'DIST': (DISTLoss(tau=TAU), dist_paper),
-}
+def methods(ls: bool = False):
+    """name -> (mmkd's loss module, the straightforward formulation)."""
+    return {
+        'KD': (KDLoss(tau=TAU, logit_standardize=ls), kd_paper),
+        'DKD': (DKDLoss(alpha=ALPHA, beta=BETA, tau=TAU, logit_standardize=ls), dkd_paper),
+        'DIST': (DISTLoss(tau=TAU, logit_standardize=ls), dist_paper),
+    }
+
+
+METHODS = methods()
 
 
 def make_inputs(shape, seed=0):
@@ -121,8 +143,10 @@ def child(method, side, shape):
 
 def peak_mib(method, side, shape):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='0')
+    flags = ['--logit-standardize'] if STANDARDIZE else []
     out = subprocess.run([sys.executable, __file__, '--child', method, side, '--shape',
-                          *map(str, shape)], env=env, check=True, capture_output=True, text=True)
+                          *map(str, shape), *flags], env=env, check=True, capture_output=True,
+                         text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])['peak_mib']
 
 
@@ -130,14 +154,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=7)
     parser.add_argument('--shape', type=int, nargs=4, default=[8, 19, 128, 256])
+    parser.add_argument('--logit-standardize', action='store_true',
+                        help='z-score each row of logits first, on both sides')
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global STANDARDIZE, METHODS
+    STANDARDIZE = args.logit_standardize
+    METHODS = methods(STANDARDIZE)
     if args.child:
         return child(*args.child, args.shape)
 
     s, t, y = make_inputs(args.shape)
     print(f'logits {tuple(args.shape)}, tau={TAU}, {torch.get_num_threads()} threads, '
-          f'torch {torch.__version__}; forward + backward')
+          f'torch {torch.__version__}; forward + backward'
+          f'{"; logit standardization on both sides" if STANDARDIZE else ""}')
     # Timings assume an otherwise idle machine: other busy processes make every
     # multi-threaded op wait for a core, which penalises the side issuing more ops.
     print('load average before: {:.2f} {:.2f} {:.2f}'.format(*os.getloadavg()))
