@@ -9,17 +9,16 @@ plain OptimWrapper, except the two-stage detector's: mmcv's CPU NMS kernel
 refuses the bf16 boxes and float32 scores that CPU autocast gives it (on
 CUDA, AMP's fp16 runs through it).
 """
-import os
 import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 
-from mmkd.gpucheck.ops_route import ENV_FLAG
-from tests.test_gpu.common import DISTILLERS, check_device
+from tests.test_gpu.common import DISTILLERS
 
 pytestmark = pytest.mark.gpu
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -66,26 +65,8 @@ def _step(ddp, wrapper, inputs, samples, device, task):
     return log_vars
 
 
-#: Known faults this check found, each xfail(strict): it fails loudly once fixed.
-KNOWN = {
-    ('detection', 'bf16'): 'mmcv\'s RoIAlign has no bf16 kernel (CPU: "ROIAlign_forward not '
-                           'implemented for BFloat16"; its CUDA kernel dispatches float/half '
-                           'only), and a bf16 teacher hands it bf16 FPN features',
-}
-
-
-def _cases():
-    # RoIAlign routed through torchvision (a CUDA check whose mmcv has CPU ops
-    # only) computes in float32 whatever the features' dtype.
-    routed = check_device() == 'cuda' and os.environ.get(ENV_FLAG) == '1'
-    for task in sorted(DISTILLERS):
-        for precision in ('fp32', 'bf16'):
-            known = None if routed else KNOWN.get((task, precision))
-            marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
-            yield pytest.param(task, precision, marks=marks, id=f'{task}-{precision}')
-
-
-@pytest.mark.parametrize('task, precision', list(_cases()))
+@pytest.mark.parametrize('precision', ['fp32', 'bf16'])
+@pytest.mark.parametrize('task', sorted(DISTILLERS))
 def test_one_amp_ddp_step_leaves_the_teacher_out(process_group, device, task, precision):
     torch.manual_seed(0)
     model, (inputs, samples) = DISTILLERS[task](precision)
