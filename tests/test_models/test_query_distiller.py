@@ -1,0 +1,186 @@
+"""QueryDistiller: DINO and two-stage Deformable DETR, the teacher decoding
+the student's matching-query reference boxes."""
+import copy
+import functools
+
+import pytest
+import torch
+
+from mmkd.models import build_model
+from mmkd.models.capture import CallRecorder
+from mmkd.registry import MODELS
+from tests.helpers.det import det_batch, tiny
+from tests.helpers.detr import tiny_detr
+
+LOSSES = dict(loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True),
+              loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))
+
+
+@functools.lru_cache()
+def _detector(family: str, seed: int = 0, **kwargs):
+    torch.manual_seed(seed)
+    model = build_model(tiny_detr(family, **kwargs), 'mmdet')
+    model.init_weights()
+    # Random-init class branches give nearly constant sigmoid rows, whose
+    # Pearson distance (DIST) is all eps; spread the logits.
+    with torch.no_grad():
+        for branch in getattr(model.bbox_head, "cls_branches", []):
+            branch.weight.normal_(0, 0.2)
+            branch.bias.normal_(0, 1.0)
+    return model
+
+
+def detector(family: str, seed: int = 0, **kwargs):
+    """A fresh copy of a cached tiny detector (building one is slow)."""
+    return copy.deepcopy(_detector(family, seed, **kwargs))
+
+
+def build(student, teacher=None, **kwargs):
+    cfg = dict(type='mmkd.QueryDistiller', student=student,
+               teacher=copy.deepcopy(student) if teacher is None else teacher,
+               teacher_ckpt=None, distill_losses=copy.deepcopy(LOSSES))
+    cfg.update(kwargs)
+    model = MODELS.build(cfg)
+    model.train()
+    return model
+
+
+def both_sides(model, inputs, samples):
+    """The student's recorded side and the teacher's, as one step computes them."""
+    with CallRecorder(model.capture_points()) as calls:
+        model.student_loss(inputs, samples)
+    student = model.read_student(calls, inputs, samples)
+    return student, model.run_teacher(inputs, student)
+
+
+@pytest.mark.parametrize('family', ['dino', 'ddetr_two_stage'])
+def test_identical_teacher_reproduces_the_students_logits_and_losses_vanish(family):
+    model = build(detector(family))
+    inputs, samples = det_batch(model.student)
+    student, teacher = both_sides(model, inputs, samples)
+    assert student['logits'].shape == teacher['logits'].shape == (1, 2, 20, 3)
+    torch.testing.assert_close(teacher['logits'], student['logits'].detach(), atol=1e-5, rtol=1e-5)
+    terms = model.distill_terms(student, teacher, samples)
+    assert abs(float(terms['loss_kd'])) < 1e-6 and float(terms['loss_dist']) < 1e-3
+    assert float(terms['kd_agreement']) == 1.0
+    with torch.no_grad():  # a perturbed teacher teaches something
+        # the last decoder layer's (the one after it scores the encoder's proposals)
+        model.teacher.bbox_head.cls_branches[1].bias.add_(torch.tensor([1.0, -1.0, 0.5]))
+    terms = model.distill_terms(student, model.run_teacher(inputs, student), samples)
+    assert float(terms['loss_kd']) > 1e-3 and float(terms['loss_dist']) > 1e-2
+
+
+def _by_hand(teacher, inputs, samples, boxes):
+    """mmdet's own eval forward of a DINO teacher, its top-k reference boxes
+    swapped for ``boxes`` and its content queries cut to their number."""
+    original = teacher.pre_decoder
+
+    def pre_decoder(*args, **kwargs):
+        decoder_inputs, head_inputs = original(*args, **kwargs)
+        decoder_inputs['reference_points'] = boxes
+        decoder_inputs['query'] = decoder_inputs['query'][:, :boxes.shape[1]]
+        return decoder_inputs, head_inputs
+
+    teacher.pre_decoder = pre_decoder
+    try:
+        with torch.no_grad():
+            return teacher._forward(inputs, samples)[0][-1]
+    finally:
+        del teacher.pre_decoder
+
+
+def test_teacher_logits_are_its_decoder_on_the_students_boxes():
+    # another teacher: more queries, another depth, its own weights
+    teacher = detector('dino', seed=1, num_queries=30, layers=3)
+    model = build(detector('dino'), teacher)
+    inputs, samples = det_batch(model.student)
+    student, got = both_sides(model, inputs, samples)
+    assert student['boxes'].shape == (2, 20, 4) and not student['boxes'].requires_grad
+    expected = _by_hand(model.teacher, inputs, samples, student['boxes'])
+    torch.testing.assert_close(got['logits'][0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_denoising_rows_never_reach_a_loss():
+    model = build(detector('dino'))
+    inputs, samples = det_batch(model.student)
+    seen = []
+    for loss in model.distill_losses.values():
+        orig = loss.forward_parts
+        loss.forward_parts = functools.partial(
+            lambda orig, s, t, *a: seen.append((s.shape, t.shape)) or orig(s, t, *a), orig)
+    with CallRecorder({'head': (model.student.bbox_head, 'forward')}) as calls:
+        model.loss(inputs, samples)
+    all_rows = calls.only('head').output[0].shape[2]
+    dn_rows = all_rows - 20
+    assert dn_rows > 0  # the student did train with denoising queries
+    assert seen and all(s == t == (2 * 20, 3) for s, t in seen)
+
+
+def test_teacher_runs_no_matcher_loss_top_k_or_denoising():
+    model = build(detector('dino'))
+    inputs, samples = det_batch(model.student)
+    t = model.teacher
+    points = {'pre_decoder (top-k)': (t, 'pre_decoder'), 'loss': (t.bbox_head, 'loss'),
+              'loss_by_feat': (t.bbox_head, 'loss_by_feat'),
+              'matcher': (t.bbox_head.assigner, 'assign'),
+              'denoising': (t.dn_query_generator, 'forward'), 'decoder': (t.decoder, 'forward')}
+    with CallRecorder(points) as calls:
+        losses = model.loss(inputs, samples)
+    assert len(calls.calls.pop('decoder')) == 1
+    assert all(not c for c in calls.calls.values()), {k: len(v) for k, v in calls.calls.items()}
+    assert {'loss_kd', 'loss_dist', 'dn_loss_cls', 'enc_loss_cls'} <= set(losses)
+
+
+@pytest.mark.parametrize('student,teacher', [('dino', 'dino'), ('ddetr_two_stage', 'dino'),
+                                             ('ddetr_two_stage', 'ddetr_two_stage')])
+def test_training_step_and_eskd_stop(student, teacher):
+    other = detector(teacher, seed=1, num_queries=30) if teacher != student else None
+    model = build(detector(student), other)
+    inputs, samples = det_batch(model.student)
+    losses = model.loss(inputs, samples)
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    assert torch.isfinite(total) and float(losses['loss_kd']) > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert model.student.bbox_head.cls_branches[1].weight.grad is not None
+    model.distill_active = False  # ESKD's stop: the teacher never runs
+    with CallRecorder({'teacher': (model.teacher, 'extract_feat')}) as calls:
+        losses = model.loss(inputs, samples)
+    assert not calls.calls['teacher'] and 'loss_kd' not in losses
+
+
+def test_all_decoder_layers_and_teacher_max_score_weighting():
+    model = build(detector('dino'), decoder_layers='all', weighting='teacher_max_score')
+    inputs, samples = det_batch(model.student)
+    student, teacher = both_sides(model, inputs, samples)
+    assert student['logits'].shape[0] == teacher['logits'].shape[0] == 2
+    with torch.no_grad():
+        model.teacher.bbox_head.cls_branches[0].bias.add_(1.0)
+    teacher = model.run_teacher(inputs, student)
+    terms = model.distill_terms(student, teacher, samples)
+    assert {'d0.loss_kd', 'd0.loss_dist', 'loss_kd', 'loss_dist', 'd0.dist_inter'} <= set(terms)
+    s, t = student['logits'][0].flatten(0, 1), teacher['logits'][0].flatten(0, 1)
+    kd = model.distill_losses['loss_kd']
+    weight = t.sigmoid().max(-1).values
+    torch.testing.assert_close(terms['d0.loss_kd'], kd(s, t, weight=weight))
+    assert not torch.allclose(terms['d0.loss_kd'], kd(s, t))
+
+
+def test_refusals():
+    dino = detector('dino')
+    with pytest.raises(TypeError, match=r'DETR.*supported are'):
+        build(detector('detr'))
+    with pytest.raises(TypeError, match=r'DETR.*supported are'):
+        build(detector('ddetr'), dino)
+    with pytest.raises(TypeError, match=r'teacher is a RetinaNet; supported are'):
+        build(dino, tiny())
+    with pytest.raises(ValueError, match=r'num_queries=10: use a teacher with num_queries >= 20'):
+        build(dino, detector('dino', num_queries=10))
+    with pytest.raises(ValueError, match=r'DKD is not defined for query-based heads'):
+        build(dino, distill_losses=dict(loss_dkd=dict(type='mmkd.DKDLoss', tau=1.0)))
+    with pytest.raises(ValueError, match=r'set use_sigmoid=True in KDLoss'):
+        build(dino, distill_losses=dict(loss_kd=dict(type='mmkd.KDLoss')))
+    with pytest.raises(ValueError, match=r'student has 2 decoder layers and the teacher 3'):
+        build(dino, detector('dino', layers=3), decoder_layers='all')
+    with pytest.raises(ValueError, match=r'weighting must be one of'):
+        build(dino, weighting='foreground')
