@@ -5,6 +5,7 @@ Every logit loss sees its input as ``(B, C, L)``: ``(N, C)`` logits become
 so no permuted copy of a segmentation map is ever made. A *row* is one
 ``(b, l)`` position: one RoI, one image, or one pixel.
 """
+import math
 from typing import Iterator, NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -222,24 +223,35 @@ def zscore_stats(student: Tensor, dtype: torch.dtype) -> Tensor:
     return student.new_empty((3, 2, student.shape[0], 1, student.shape[2]), dtype=dtype)
 
 
+def stacked_centred(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype,
+                    stats: Tensor) -> Tensor:
+    """``u = z - mean`` of both models' rows, stacked into a fresh ``(2, b, C,
+    l)`` buffer of ``dtype``; their statistics are written to ``stats``, a
+    ``(3, 2, b, 1, l)`` view of :func:`zscore_stats`'s buffer: ``mean``,
+    ``std`` (with Bessel's correction, as ``torch.std``'s default in the
+    official code) and ``factor = 1 / (tau * (std + STD_EPS))``, so that the
+    standardized scores are ``u * factor``.
+
+    Two passes over the centred values (mean, then the norm of ``u``): no
+    ``E[z^2] - E[z]^2`` cancellation.
+    """
+    u = student.new_empty((2, ) + student.shape, dtype=dtype)
+    for i, logits in enumerate((student, teacher)):
+        torch.mean(logits, 1, keepdim=True, dtype=dtype, out=stats[0, i])
+        torch.sub(logits, stats[0, i], out=u[i])
+    torch.linalg.vector_norm(u, dim=2, keepdim=True, out=stats[1])
+    stats[1].div_(math.sqrt(student.shape[1] - 1))
+    torch.add(stats[1], STD_EPS, out=stats[2]).mul_(tau).reciprocal_()
+    return u
+
+
 def stacked_standardized(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype,
                          stats: Tensor) -> Tensor:
     """``(z - mean) / (std + STD_EPS) / tau`` of both models, stacked into a
-    fresh ``(2, b, C, l)`` buffer of ``dtype``.
-
-    ``mean`` and ``std`` are per row over the classes, ``std`` with Bessel's
-    correction (as ``torch.std``'s default in the official code). They and
-    ``factor = 1 / (tau * (std + STD_EPS))`` are written to ``stats``, a
-    ``(3, 2, b, 1, l)`` view of :func:`zscore_stats`'s buffer, for backward.
-    The row is centred before it is scaled (rather than scaled and then
-    shifted), so no large offset cancels when the mean dominates the spread.
-    """
-    x = stacked(student, teacher, 1.0, dtype)
-    var, mean = torch.var_mean(x, 2, keepdim=True, correction=1)
-    stats[0] = mean
-    torch.sqrt(var, out=stats[1])
-    torch.add(stats[1], STD_EPS, out=stats[2]).mul_(tau).reciprocal_()
-    return x.sub_(stats[0]).mul_(stats[2])
+    fresh ``(2, b, C, l)`` buffer; ``stats`` as in :func:`stacked_centred`.
+    The row is centred before it is scaled, so no large mean cancels."""
+    x = stacked_centred(student, teacher, tau, dtype, stats)
+    return x.mul_(stats[2])
 
 
 def shifted_scores(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dtype,
@@ -250,8 +262,11 @@ def shifted_scores(student: Tensor, teacher: Tensor, tau: float, dtype: torch.dt
     ``max_out``."""
     if stats is None:
         return stacked_shifted(student, teacher, tau, dtype, max_out)
-    x = stacked_standardized(student, teacher, tau, dtype, stats)
-    return x.sub_(torch.amax(x, 2, keepdim=True, out=max_out))
+    u = stacked_centred(student, teacher, tau, dtype, stats)
+    # (u - max u) * factor in one pass, as u * factor - (max u) * factor:
+    # u is centred, so neither product is large and little cancels.
+    top = torch.amax(u, 2, keepdim=True, out=max_out).mul_(stats[2])
+    return torch.addcmul(top.neg(), u, stats[2], out=u)
 
 
 def scores_plus(offset: Tensor, logits: Tensor, tau: float, stats: Optional[Tensor],
@@ -262,7 +277,8 @@ def scores_plus(offset: Tensor, logits: Tensor, tau: float, stats: Optional[Tens
     in backward. The plain case is one pass, exactly as before."""
     if stats is None:
         return torch.add(offset, logits, alpha=1 / tau, out=out)
-    return torch.sub(logits, stats[0], out=out).mul_(stats[2]).add_(offset)
+    u = torch.sub(logits, stats[0], out=out)
+    return torch.addcmul(offset, u, stats[2], out=u)
 
 
 def zscore_backward_(grad: Tensor, logits: Tensor, stats: Tensor) -> Tensor:
@@ -280,7 +296,9 @@ def zscore_backward_(grad: Tensor, logits: Tensor, stats: Tensor) -> Tensor:
     mean, std = stats[0], stats[1]
     u = torch.sub(logits, mean)
     inv_s = (std + STD_EPS).reciprocal_()
-    k = torch.sum(u * grad, 1, keepdim=True).mul_(inv_s)
-    k = torch.where(std > 0, k / (std * (grad.shape[1] - 1)), torch.zeros_like(k))
-    grad.sub_(grad.mean(1, keepdim=True)).addcmul_(u, k, value=-1)
-    return grad.mul_(inv_s)
+    # -<grad, u> / ((C - 1) std s^2): the factor of u, 0 for a constant row.
+    k = torch.linalg.vecdot(u, grad, dim=1).unsqueeze(1).mul_(inv_s).mul_(inv_s)
+    k = torch.where(std > 0, k / (std * (1 - grad.shape[1])), torch.zeros_like(k))
+    # grad / s - mean_c(grad) / s, then + k u: two passes over the chunk.
+    torch.addcmul(grad.mean(1, keepdim=True).mul_(inv_s).neg_(), grad, inv_s, out=grad)
+    return grad.addcmul_(u, k)

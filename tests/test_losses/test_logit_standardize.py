@@ -65,6 +65,11 @@ def test_equals_the_official_kd_and_dkd_in_float64(tau, num_classes):
         }
     for name in ours:
         assert _rel(ours[name], theirs[name]) <= 1e-9, name
+        if num_classes == 2:
+            # Two z-scored classes are +-1/sqrt(2) whatever the logits: the
+            # loss is flat up to the 1e-7 and its gradient (~1e-11) is
+            # rounding noise on both sides, nothing to compare.
+            continue
         ga, = torch.autograd.grad(ours[name], student)
         gb, = torch.autograd.grad(theirs[name], student)
         assert _rel(ga, gb) <= 1e-9, name
