@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mmkd.registry import MODELS
-from tests.helpers.det import det_batch, mmdet_model, tiny_faster_rcnn
+from tests.helpers.det import det_batch, mmdet_model, tiny, tiny_faster_rcnn
+from tests.helpers.detr import query_distiller
 
 DOC = osp.join(osp.dirname(__file__), '..', 'docs', 'errors.md')
 DKD = dict(loss_dkd=dict(type='mmkd.DKDLoss', alpha=1.0, beta=0.25, tau=1.0))
@@ -186,6 +187,14 @@ ROWS = {
     'untrusted-checkpoint': (row_untrusted_checkpoint, RuntimeError, r'builtins\.exec'),
     'amp-on-cpu': (row_amp_on_cpu, SystemExit, r'--amp \(AmpOptimWrapper\) needs a CUDA'),
     'teacher-check': (row_teacher_check, RuntimeError, r'teacher is not the model its config describes'),
+    'query-teacher-queries': (lambda tmp_path: query_distiller(teacher=dict(num_queries=10)), ValueError,
+                              r'num_queries=10: use a teacher with num_queries >= 20'),
+    'query-non-detr-teacher': (lambda tmp_path: query_distiller(teacher=tiny()), TypeError,
+                               r'teacher is a RetinaNet; supported are query-based detectors'),
+    'query-unsupported-family': (lambda tmp_path: query_distiller('detr'), TypeError,
+                                 r'one learned, image-independent query set(.|\n)*supported are'),
+    'query-dkd': (lambda tmp_path: query_distiller(distill_losses=copy.deepcopy(DKD)), ValueError,
+                  r'DKD is not defined for query-based heads'),
 }
 
 

@@ -4,6 +4,7 @@ stages, few encoder / decoder layers and queries, 3 classes)."""
 import copy
 import functools
 
+from mmkd.registry import MODELS
 from tests.helpers.det import mmdet_model
 
 R18 = [128, 256, 512]  # ResNet-18 stages 2-4 (out_indices 1, 2, 3)
@@ -70,3 +71,18 @@ def tiny_detr(family: str = 'dino', embed_dims: int = 256, num_queries: int = 20
     coordinate, so DINO, two-stage Deformable DETR and Conditional DETR need
     ``embed_dims=256``; width is saved on layers, queries and FFNs."""
     return copy.deepcopy(_tiny(family, embed_dims, num_queries, layers, dn_queries))
+
+
+def query_distiller(student: str = 'dino', teacher=None, **kwargs):
+    """A ``mmkd.QueryDistiller`` on tiny detectors: ``student`` a family of
+    :data:`CONFIGS`, ``teacher`` a family, a dict of :func:`tiny_detr`
+    options for a DINO teacher, or a model config (default: the student's)."""
+    if teacher is None or isinstance(teacher, str):
+        teacher = tiny_detr(teacher or student)
+    elif 'type' not in teacher:
+        teacher = tiny_detr('dino', **teacher)
+    cfg = dict(type='mmkd.QueryDistiller', student=tiny_detr(student), teacher=teacher,
+               teacher_ckpt=None,
+               distill_losses=dict(loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True)))
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
