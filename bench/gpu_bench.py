@@ -26,6 +26,7 @@
 """
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -113,11 +114,14 @@ def build_seg(precision: str, size: dict, device: torch.device):
     from mmseg.structures import SegDataSample
     from mmkd.registry import MODELS
     from seg_step import deeplabv3
+    h, w = size['seg']
+    student, teacher = deeplabv3(18), deeplabv3(101)
+    for cfg in (student, teacher):  # the configs pad every image to their 512x1024 crop
+        cfg.data_preprocessor.size = (h, w)
     distiller = MODELS.build(dict(
-        type='mmkd.SegmentationDistiller', student=deeplabv3(18), teacher=deeplabv3(101),
+        type='mmkd.SegmentationDistiller', student=student, teacher=teacher,
         teacher_precision=precision, distill_losses=dict(loss_dist=dict(type='mmkd.DISTLoss')),
         aux_distill_losses=dict(loss_dist_aux=dict(type='mmkd.DISTLoss', loss_weight=0.4))))
-    h, w = size['seg']
     inputs, samples = [], []
     for _ in range(2):
         inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8))
@@ -260,6 +264,9 @@ def guarded(fn: Callable[[], dict]) -> dict:
 def run(device: torch.device, size: str, rounds: int, tasks: List[str]) -> dict:
     """Every bench; a JSON-ready dict."""
     import mmkd  # noqa: F401 - registers the distillers and losses
+    from mmengine.logging import MMLogger
+    # mmengine logs every parameter's initialisation: thousands of lines per model.
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
     sizes, result = SIZES[size], dict(size=size, rounds=rounds, glue={}, losses={})
     for task in tasks:
         rows = {p: guarded(lambda p=p: glue(task, p, sizes, device, rounds))

@@ -124,7 +124,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     device = environment.pick_device(args.device)
     result: Dict[str, object] = dict(environment=environment.describe(device))
     if not args.skip_install:
-        result['install'] = set_up(args, device, log)
+        try:
+            result['install'] = set_up(args, device, log)
+        except (OSError, RuntimeError) as err:  # reported; the tests then show the damage
+            result['install'] = dict(error=str(err))
     env = install.child_env(args.site, REPO, {'MMKD_GPU_CHECK_DEVICE': device})
     ops = ops_note(install.mmcv_ops_kind(env), device)
     result.setdefault('install', {})['mmcv_ops'] = ops['note']
@@ -139,6 +142,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     result.update(tests=tests, bench=bench or {}, floors=floor_rows,
                   verdict=report.verdict(tests, bench, floor_rows),
                   seconds=time.perf_counter() - start)
+    if 'error' in result['install']:
+        result['verdict'] = f'FAIL (set-up: {result["install"]["error"]})'
     if bench is None:
         result['bench_error'] = f'bench/gpu_bench.py failed or ran out of time: see {log}'
     report.write(args.out, result)

@@ -8,7 +8,9 @@ import sys
 
 from tests.helpers import REPO
 
-SUBSET = 'test_loss_under_autocast or test_the_check_runs or classification'
+# A few of the GPU tests (all of them run in the suite anyway): the pipeline is
+# what is tested here, on 2 busy cores in well under 3 minutes.
+SUBSET = 'test_the_check_runs or (test_loss_under_autocast and bf16 and rows)'
 
 
 def test_gpu_check_writes_its_report_on_the_cpu(tmp_path):
@@ -26,7 +28,7 @@ def test_gpu_check_writes_its_report_on_the_cpu(tmp_path):
     assert report['environment']['torch']
     assert report['install']['mmcv_ops'] == 'mmcv cpu ops'
     tests = report['tests']
-    assert tests['counts'].get('passed', 0) >= 20 and not tests['counts'].get('failed')
+    assert tests['counts'] == {'passed': 6}, tests
     assert tests['exit_status'] == 0
 
     bench = report['bench']
