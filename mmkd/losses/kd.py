@@ -98,9 +98,10 @@ class _KDRows(torch.autograd.Function):
             ps = scores_plus(neg_lse[0, r, :, c], student[r, :, c], tau, zs[0],
                              out=grad[r, :, c] if direct else None).exp_()
             pt = scores_plus(neg_lse[1, r, :, c], teacher[r, :, c], tau, zs[1]).exp_()
-            ps.sub_(pt).mul_(scale[r, :, c])
-            if stats is not None:
-                zscore_backward_(ps, student[r, :, c], zs[0])
+            if stats is None:
+                ps.sub_(pt).mul_(scale[r, :, c])
+            else:  # the scale is folded into the z-score's per-row factors
+                zscore_backward_(ps.sub_(pt), student[r, :, c], zs[0], scale[r, :, c])
             if not direct:
                 grad[r, :, c] = ps
         return grad, None, None, None, None

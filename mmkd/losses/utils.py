@@ -281,7 +281,8 @@ def scores_plus(offset: Tensor, logits: Tensor, tau: float, stats: Optional[Tens
     return torch.addcmul(offset, u, stats[2], out=u)
 
 
-def zscore_backward_(grad: Tensor, logits: Tensor, stats: Tensor) -> Tensor:
+def zscore_backward_(grad: Tensor, logits: Tensor, stats: Tensor,
+                     row_scale: Optional[Tensor] = None) -> Tensor:
     """Turn ``grad = dL/dn`` into ``dL/dz`` in place, for a ``(b, C, l)`` chunk
     of standardized logits ``n = u / s`` (``u = z - mean``, ``s = std +
     STD_EPS``, ``std`` with Bessel's correction) and that model's ``(3, b, 1,
@@ -291,7 +292,9 @@ def zscore_backward_(grad: Tensor, logits: Tensor, stats: Tensor) -> Tensor:
 
     (the last term is the derivative through ``std``). A constant row (std 0,
     so ``u = 0``) gets ``(grad - mean_c(grad)) / STD_EPS``: finite, where
-    autograd through ``torch.std`` would give NaN.
+    autograd through ``torch.std`` would give NaN. ``row_scale`` (``(b, 1,
+    l)``): ``grad`` is ``dL/dn / row_scale``; the map is linear, so the
+    factor is applied to per-row numbers here, not in a pass of its own.
     """
     mean, std = stats[0], stats[1]
     u = torch.sub(logits, mean)
@@ -299,6 +302,8 @@ def zscore_backward_(grad: Tensor, logits: Tensor, stats: Tensor) -> Tensor:
     # -<grad, u> / ((C - 1) std s^2): the factor of u, 0 for a constant row.
     k = torch.linalg.vecdot(u, grad, dim=1).unsqueeze(1).mul_(inv_s).mul_(inv_s)
     k = torch.where(std > 0, k / (std * (1 - grad.shape[1])), torch.zeros_like(k))
+    if row_scale is not None:
+        k, inv_s = k * row_scale, inv_s * row_scale
     # grad / s - mean_c(grad) / s, then + k u: two passes over the chunk.
     torch.addcmul(grad.mean(1, keepdim=True).mul_(inv_s).neg_(), grad, inv_s, out=grad)
     return grad.addcmul_(u, k)
