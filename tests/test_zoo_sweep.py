@@ -174,7 +174,14 @@ def _batch(model, size: int):
 
 def _losses(student) -> dict:
     sigmoid = bool(getattr(getattr(student, 'bbox_head', None), 'use_sigmoid_cls', False))
+    if _is_query_based(student):  # DETR heads: focal loss, per-class sigmoids
+        sigmoid = True
     return dict(loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=sigmoid))
+
+
+def _is_query_based(model) -> bool:
+    from mmdet.models.detectors import DetectionTransformer
+    return isinstance(model, DetectionTransformer)
 
 
 def _total(losses: dict) -> torch.Tensor:
@@ -195,9 +202,12 @@ def sweep_one(folder: str) -> dict:
     row = dict(folder=folder, config=name)
     if cfg is None or not _is_detector(cfg):
         return dict(row, outcome='not a detector')
+    # DETR families keep their widths: the neck feeds a 256-wide transformer
+    # whose box sine embeddings fix that width
+    narrow = not ('encoder' in cfg and 'decoder' in cfg)
     try:
         torch.manual_seed(0)
-        student = build_model(shrink(cfg), 'mmdet')
+        student = build_model(shrink(cfg, narrow), 'mmdet')
     except Exception:  # a width the generic narrowing got wrong: full widths
         try:
             student = build_model(shrink(cfg, narrow=False), 'mmdet')
@@ -208,6 +218,8 @@ def sweep_one(folder: str) -> dict:
     kind = 'mmkd.DetectionDistiller'
     if isinstance(student, SingleStageDetector) and not isinstance(student, TwoStageDetector):
         kind = 'mmkd.DenseDistiller'
+    if _is_query_based(student):  # the DETR families
+        kind = 'mmkd.QueryDistiller'
     row['distiller'] = kind
     try:
         distiller = MODELS.build(dict(type=kind, student=student, teacher=copy.deepcopy(student),
@@ -261,11 +273,18 @@ def test_every_packaged_detector_family_distils_or_is_refused_clearly():
     for folder in ('faster_rcnn', 'mask_rcnn', 'retinanet', 'fcos', 'atss', 'gfl', 'lvis',
                    'objects365', 'openimages', 'v3det', 'pascal_voc', 'ssd', 'yolof', 'yolox',
                    'rtmdet', 'tood', 'vfnet', 'fsaf', 'free_anchor', 'autoassign', 'fast_rcnn',
-                   'panoptic_fpn', 'point_rend', 'grid_rcnn', 'double_heads', 'swin', 'rpn'):
+                   'panoptic_fpn', 'point_rend', 'grid_rcnn', 'double_heads', 'swin', 'rpn',
+                   'dino'):
         assert by[folder]['outcome'] == 'distils', by[folder]
-    for folder in ('cascade_rcnn', 'htc', 'scnet', 'sparse_rcnn', 'queryinst', 'detr', 'dino',
+    for folder in ('cascade_rcnn', 'htc', 'scnet', 'sparse_rcnn', 'queryinst', 'detr',
                    'yolo', 'solo', 'crowddet', 'tridentnet', 'seesaw_loss', 'sabl'):
         assert by[folder]['outcome'] == 'refused', by[folder]
+    # DETR families: mmkd.QueryDistiller distils DINO (and two-stage Deformable
+    # DETR, whose folder's representative is the single-stage one); the
+    # families with one learned query set, and DDQ-DETR, are refused by it
+    for folder in ('detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'ddq'):
+        assert by[folder]['outcome'] == 'refused', by[folder]
+        assert by[folder]['detail'].startswith('QueryDistiller'), by[folder]
     assert sum(r['outcome'] == 'distils' for r in rows) >= 60
     assert sum(r['outcome'] == 'host' for r in rows) <= 15
 

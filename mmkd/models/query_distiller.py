@@ -61,10 +61,16 @@ def query_family(model: nn.Module, role: str) -> str:
     if isinstance(model, GroundingDINO):
         raise TypeError(f'QueryDistiller: the {role} is a {name}, whose queries depend on text '
                         f'prompts; supported are {SUPPORTED}.')
-    if isinstance(model, DINO):
+    # Exact types: a subclass (DDQ-DETR, ...) selects and decodes its queries
+    # its own way, which the teacher could not reproduce from boxes alone.
+    if type(model) is DINO:
         return 'dino'
-    if isinstance(model, DeformableDETR) and model.as_two_stage:
+    if type(model) is DeformableDETR and model.as_two_stage:
         return 'ddetr_two_stage'
+    if isinstance(model, (DINO, DeformableDETR)) and model.as_two_stage:
+        raise TypeError(f'QueryDistiller: the {role} is a {name}, which selects or decodes its '
+                        'queries differently from the DINO / Deformable DETR it derives from; '
+                        f'supported are {SUPPORTED}.')
     if isinstance(model, DetectionTransformer):
         raise TypeError(
             f'QueryDistiller: the {role} is a {name} whose decoder starts from one learned, '
