@@ -19,7 +19,7 @@ this module reproduces a run with mdistiller step for step:
 "Reached" means what it means to autograd: the parameter is in that loss's
 graph (its gradient exists, zero or not).
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -85,12 +85,18 @@ def dot_group_step(group: dict, state: dict, task: Grads, distill: Grads, delta:
 
 
 def joint_clip_coef(task: Grads, distill: Grads, max_norm: float,
-                    norm_type: float = 2.0) -> Tensor:
+                    norm_type: float = 2.0) -> Tuple[Tensor, Tensor]:
     """The factor ``torch.nn.utils.clip_grad_norm_`` would apply to the
     gradient of the total loss, ``g_t + g_d``, and that norm.
 
     Both gradients are scaled by it, so DOT with ``delta=0`` and clipping
     still equals SGD with the same clipping.
+
+    Args:
+        task: parameter -> task-loss gradient.
+        distill: parameter -> distillation-loss gradient.
+        max_norm: ``clip_grad``'s ``max_norm``.
+        norm_type: ``clip_grad``'s ``norm_type`` (``inf`` allowed).
 
     Returns:
         ``(coef, total_norm)``: ``coef = min(1, max_norm / (norm + 1e-6))``.
