@@ -84,7 +84,7 @@ def _by_hand(teacher, inputs, samples, boxes):
     teacher.pre_decoder = pre_decoder
     try:
         with torch.no_grad():
-            return teacher._forward(inputs, samples)[0][-1]
+            return teacher(inputs, samples, mode='tensor')[0][-1]
     finally:
         del teacher.pre_decoder
 
