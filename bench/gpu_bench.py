@@ -272,8 +272,9 @@ def run(device: torch.device, size: str, rounds: int, tasks: List[str]) -> dict:
         rows = {p: guarded(lambda p=p: glue(task, p, sizes, device, rounds))
                 for p in ('fp32', 'bf16')}
         fp32, bf16 = rows['fp32'], rows['bf16']
-        if 'added_ms' in fp32 and 'added_ms' in bf16 and fp32['added_ms'] > 0:
-            rows['bf16_added_vs_fp32'] = bf16['added_ms'] / fp32['added_ms']
+        # None when either errored, or when the fp32 teacher added no time (noise).
+        rows['bf16_added_vs_fp32'] = (bf16['added_ms'] / fp32['added_ms'] if 'added_ms' in bf16
+                                      and fp32.get('added_ms', 0) > 0 else None)
         rows['model'] = DESCRIPTIONS[task].format(**sizes)
         result['glue'][task] = rows
         print(task, json.dumps(rows), flush=True)

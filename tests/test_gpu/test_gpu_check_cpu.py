@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO
 
 # A few of the GPU tests (all of them run in the suite anyway): the pipeline is
@@ -36,15 +38,15 @@ def test_gpu_check_writes_its_report_on_the_cpu(tmp_path):
     cls = bench['glue']['cls']
     for precision in ('fp32', 'bf16'):
         assert cls[precision]['a_ms'] > 0 and cls[precision]['b_ms'] > 0
-        assert cls[precision]['glue'] == (cls[precision]['c_ms'] - cls[precision]['a_ms']) \
-            / cls[precision]['b_ms']
+        assert cls[precision]['glue'] == pytest.approx(
+            (cls[precision]['c_ms'] - cls[precision]['a_ms']) / cls[precision]['b_ms'])
         assert cls[precision]['peak_c_mib'] is None  # CUDA allocator only
-    assert 'bf16_added_vs_fp32' in cls
+    assert 'bf16_added_vs_fp32' in cls  # None when CPU noise made fp32's (c - a) <= 0
     losses = bench['losses']
     assert {'KD cityscapes', 'DKD imagenet', 'DIST coco_roi', 'DIST-sigmoid coco_dense'} \
         <= set(losses)
     assert all(row['agree'] for row in losses.values()), losses
-    assert [row['ok'] for row in report['floors']] == [None, None]  # not judged on the CPU
+    assert report['floors'] and all(row['ok'] is None for row in report['floors'])  # CPU
 
     md = (out / 'gpu_check.md').read_text()
     for heading in ('# mmkd GPU check', '## `pytest -m gpu`', '## Glue per task',
