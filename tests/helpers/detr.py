@@ -56,6 +56,7 @@ def _tiny(family: str, embed_dims: int, num_queries: int, layers: int, dn_querie
     if family == 'dab_detr':
         cfg['decoder']['query_dim'] = 4
     cfg['num_queries'] = num_queries
+    cfg['test_cfg']['max_per_img'] = num_queries  # top-k over queries x classes at inference
     cfg['bbox_head']['num_classes'] = 3
     cfg['bbox_head']['embed_dims'] = embed_dims
     if 'dn_cfg' in cfg:

@@ -184,3 +184,34 @@ def test_refusals():
         build(dino, detector('dino', layers=3), decoder_layers='all')
     with pytest.raises(ValueError, match=r'weighting must be one of'):
         build(dino, weighting='foreground')
+
+
+def test_schedule_hooks_in_a_runner_and_the_exported_student_loads_into_mmdet(tmp_path):
+    """Warm-up scales the distillation losses, ESKD's stop leaves the teacher
+    out of later steps, and the checkpoint's student loads into a plain mmdet
+    DINO with no missing or unexpected keys (what tools/export_student.py
+    writes), which then predicts."""
+    from mmkd.engine.hooks import DistillWarmupHook, EarlyStopDistillHook
+    from mmkd.models.base_distiller import student_state_dict
+    from tests.helpers.runner import CallCounter, Recorder, det_dataset, loader, make_runner
+    model = build(detector('dino'), detector('dino', seed=1, num_queries=30))
+    counter = CallCounter(model.teacher)
+    seen = []
+
+    def after_iter(runner, outputs):
+        seen.append((model.distill_factor, 'loss_kd' in outputs, counter.count))
+
+    make_runner(tmp_path, model, loader(det_dataset(4), infinite=True),
+                [DistillWarmupHook(warmup=2, by_epoch=False), EarlyStopDistillHook(stop_iter=2),
+                 Recorder(after_iter=after_iter)],
+                dict(by_epoch=False, max_iters=3)).train()
+    assert [(factor, distilled) for factor, distilled, _ in seen] == [
+        (0.5, True), (1.0, True), (1.0, False)]
+    assert seen[1][2] > seen[0][2] > 0 and seen[2][2] == seen[1][2]  # no teacher at step 3
+    plain = build_model(tiny_detr('dino'), 'mmdet')
+    result = plain.load_state_dict(student_state_dict(model.state_dict()), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    plain.eval()
+    inputs, samples = det_batch(plain)
+    with torch.no_grad():
+        assert len(plain.predict(inputs, samples)) == 2
