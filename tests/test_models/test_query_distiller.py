@@ -215,3 +215,20 @@ def test_schedule_hooks_in_a_runner_and_the_exported_student_loads_into_mmdet(tm
     inputs, samples = det_batch(plain)
     with torch.no_grad():
         assert len(plain.predict(inputs, samples)) == 2
+
+
+def test_pskd_snapshot_hook_runs_with_a_query_distiller(tmp_path):
+    """PS-KD's snapshot teacher (the student one "epoch" ago) decodes the
+    student's boxes like any teacher: epoch 0 trains the student alone,
+    epoch 1 distils from the snapshot."""
+    from mmkd.engine.hooks import PSKDSnapshotHook
+    from tests.helpers.runner import Recorder, det_dataset, loader, make_runner
+    model = build(detector('dino'),
+                  distill_losses=dict(loss_kd=dict(type='mmkd.KDLoss', tau=1.0, use_sigmoid=True)))
+    seen = []
+    make_runner(tmp_path, model, loader(det_dataset(4), infinite=True),
+                [PSKDSnapshotHook(interval=1),
+                 Recorder(after_iter=lambda runner, out: seen.append('loss_kd' in out))],
+                dict(by_epoch=False, max_iters=2)).train()
+    assert seen == [False, True]
+    assert model.student_loss_scales['loss_cls'] < 1 and 0 < model.distill_factor < 1
