@@ -100,6 +100,10 @@ def test_bad_distillers_are_refused(tmp_path):
     dkd = det_distiller(distill_losses=dict(loss_dkd=dict(type='mmkd.DKDLoss')))
     with pytest.raises(ValueError, match="KDLoss', tau=1.0"):
         make_runner(tmp_path, dkd, data, [PSKDSnapshotHook()], train_cfg).train()
+    standardized = det_distiller(distill_losses=dict(
+        loss_kd=dict(type='mmkd.KDLoss', tau=1.0, logit_standardize=True)))
+    with pytest.raises(ValueError, match='no logit_standardize'):
+        make_runner(tmp_path, standardized, data, [PSKDSnapshotHook()], train_cfg).train()
     from mmkd.models import DetectionDistiller
     from tests.helpers.det import tiny_faster_rcnn
     wider = DetectionDistiller(student=tiny_faster_rcnn(), teacher=tiny_faster_rcnn(channels=48),

@@ -107,12 +107,14 @@ class PSKDSnapshotHook(Hook):
         # aux_distill_losses, ...) must be KL(teacher || student) at tau 1
         losses = {name: loss for name, loss in model.named_modules()
                   if isinstance(loss, LogitLoss)}
-        if not model.distill_losses or any(not isinstance(loss, KDLoss) or loss.tau != 1
-                                           for loss in losses.values()):
+        if not model.distill_losses or any(
+                not isinstance(loss, KDLoss) or loss.tau != 1
+                or getattr(loss, 'logit_standardize', False) for loss in losses.values()):
             raise ValueError('PSKDSnapshotHook splits the soft-target CE into the task CE and '
                              'KL(teacher || student): give the distiller distill_losses='
-                             "dict(loss_kd=dict(type='mmkd.KDLoss', tau=1.0)) and nothing else; "
-                             f'it has {({k: type(v).__name__ for k, v in losses.items()})}.')
+                             "dict(loss_kd=dict(type='mmkd.KDLoss', tau=1.0)) and nothing else "
+                             '(no logit_standardize, which changes the soft target); it has '
+                             f'{({k: type(v).__name__ for k, v in losses.items()})}.')
         if model.connector is not None:
             raise ValueError('PSKDSnapshotHook: PS-KD distils predictions only; drop reviewkd.')
         own, snap = model.student.state_dict(), model.teacher.state_dict()
