@@ -1,5 +1,6 @@
 """What the GPU tests share: the device they run on, the CUDA-only skips and
-one small distiller per task with a batch (from tests/helpers)."""
+one small distiller per task (the query distiller too) with a batch (from
+tests/helpers)."""
 import copy
 import os
 
@@ -8,6 +9,7 @@ import torch
 
 from tests.helpers.cls import cls_batch, tiny_resnet
 from tests.helpers.det import SIGMOID_LOSSES, det_batch, tiny, tiny_faster_rcnn
+from tests.helpers.detr import query_distiller as detr_distiller
 from tests.helpers.seg import seg_batch, tiny_segmentor
 
 
@@ -66,6 +68,12 @@ def cls_distiller(precision):
     return model, cls_batch(model.student, [0, 1, 2, 3])
 
 
+def query_distiller(precision):
+    model = detr_distiller('dino', teacher_precision=precision)
+    return model, det_batch(model.student)
+
+
 #: task -> builder(teacher_precision) -> (distiller, (inputs, data_samples))
 DISTILLERS = {'detection': det_distiller, 'dense': dense_distiller,
-              'segmentation': seg_distiller, 'classification': cls_distiller}
+              'segmentation': seg_distiller, 'classification': cls_distiller,
+              'query': query_distiller}
