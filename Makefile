@@ -44,6 +44,7 @@ bench: setup
 	$(VPY) bench/cls_step.py
 	$(VPY) bench/seg_step.py
 	$(VPY) bench/schedule_step.py
+	$(VPY) bench/teacher_precision.py
 
 # DEMO_ARGS, e.g. "--seeds 0 1" or "--force", pass through to tools/run_demo.py.
 demo: setup
