@@ -76,7 +76,8 @@ def ops_note(kind: Optional[str], device: str) -> Dict[str, str]:
         return dict(note='mmcv.ops is not importable: the det tests and benches will fail')
     if device == 'cuda' and kind == 'cpu':
         return dict(flag='1', note='mmcv has CPU ops only: RoIAlign and NMS run through '
-                    'torchvision\'s CUDA kernels, mmdet\'s sigmoid focal loss in plain torch '
+                    'torchvision\'s CUDA kernels, deformable attention and mmdet\'s sigmoid focal '
+                    'loss in plain torch '
                     '(mmkd/gpucheck/ops_route.py)')
     return dict(note=f'mmcv {kind} ops')
 

@@ -1,14 +1,17 @@
-"""Run mmcv's RoIAlign, NMS and mmdet's sigmoid focal loss without mmcv's
-CUDA kernels, for a GPU check whose mmcv was built with its CPU ops only.
+"""Run mmcv's RoIAlign, NMS, deformable attention and mmdet's sigmoid focal
+loss without mmcv's CUDA kernels, for a GPU check whose mmcv was built with
+its CPU ops only.
 
 mmcv 2.1.0 predates CUDA 13; when its CUDA ops cannot be built inside the
 check's time budget, the check builds the CPU ops and calls
 :func:`route_through_torchvision` in every process that runs CUDA tensors
 through mmdet: RoIAlign and NMS then run torchvision's CUDA kernels (the same
 operations: torchvision's ``roi_align`` with ``aligned``, ``nms`` with
-mmcv's ``offset=0``) and mmdet's sigmoid focal loss runs in plain torch. The
+mmcv's ``offset=0``), deformable attention takes mmcv's own pure-torch path
+and mmdet's sigmoid focal loss runs in plain torch. The
 report says so. Nothing in mmkd's training code calls this.
 """
+import importlib
 from typing import List
 
 import torch
@@ -67,14 +70,21 @@ def _focal_elementwise(pred: Tensor, target: Tensor, gamma: float = 2.0, alpha: 
 
 def route_through_torchvision() -> List[str]:
     """Patch mmcv / mmdet in this process; returns what was routed."""
-    import mmcv.ops.nms as mmcv_nms
-    import mmcv.ops.roi_align as mmcv_roi_align
+    # The modules, not mmcv.ops' functions of the same names (`import
+    # mmcv.ops.nms as m` would give the function).
+    mmcv_msda = importlib.import_module('mmcv.ops.multi_scale_deform_attn')
+    mmcv_nms = importlib.import_module('mmcv.ops.nms')
+    mmcv_roi_align = importlib.import_module('mmcv.ops.roi_align')
     mmcv_roi_align.roi_align = _roi_align  # RoIAlign.forward looks it up per call
     mmcv_nms.NMSop = _TorchvisionNMS  # nms() looks it up per call
+    # Deformable attention (DINO, Deformable DETR) takes mmcv's own pure-torch
+    # path (grid_sample) when it believes there is no CUDA build.
+    mmcv_msda.IS_CUDA_AVAILABLE = False
     routed = ['mmcv.ops.RoIAlign -> torchvision.ops.roi_align',
-              'mmcv.ops.nms -> torchvision.ops.nms']
+              'mmcv.ops.nms -> torchvision.ops.nms',
+              'mmcv.ops.MultiScaleDeformableAttention -> its pure-torch path']
     try:
-        import mmdet.models.losses.focal_loss as focal
+        focal = importlib.import_module('mmdet.models.losses.focal_loss')
     except ImportError:
         return routed
     focal._sigmoid_focal_loss = _focal_elementwise
