@@ -274,15 +274,16 @@ def test_every_packaged_detector_family_distils_or_is_refused_clearly():
                    'objects365', 'openimages', 'v3det', 'pascal_voc', 'ssd', 'yolof', 'yolox',
                    'rtmdet', 'tood', 'vfnet', 'fsaf', 'free_anchor', 'autoassign', 'fast_rcnn',
                    'panoptic_fpn', 'point_rend', 'grid_rcnn', 'double_heads', 'swin', 'rpn',
-                   'dino'):
+                   'dino', 'dab_detr'):
         assert by[folder]['outcome'] == 'distils', by[folder]
     for folder in ('cascade_rcnn', 'htc', 'scnet', 'sparse_rcnn', 'queryinst', 'detr',
                    'yolo', 'solo', 'crowddet', 'tridentnet', 'seesaw_loss', 'sabl'):
         assert by[folder]['outcome'] == 'refused', by[folder]
-    # DETR families: mmkd.QueryDistiller distils DINO (and two-stage Deformable
-    # DETR, whose folder's representative is the single-stage one); the
-    # families with one learned query set, and DDQ-DETR, are refused by it
-    for folder in ('detr', 'conditional_detr', 'dab_detr', 'deformable_detr', 'ddq'):
+    # DETR families: mmkd.QueryDistiller distils DINO and DAB-DETR (and two-stage
+    # Deformable DETR, whose folder's representative is the single-stage one);
+    # the families whose queries are learned embeddings, and DDQ-DETR, are
+    # refused by it
+    for folder in ('detr', 'conditional_detr', 'deformable_detr', 'ddq'):
         assert by[folder]['outcome'] == 'refused', by[folder]
         assert by[folder]['detail'].startswith('QueryDistiller'), by[folder]
     assert sum(r['outcome'] == 'distils' for r in rows) >= 60

@@ -18,16 +18,19 @@ dims, feature levels and decoder depths may differ.
    loss. DINO builds its queries from its own content embedding (the first
    ``N`` rows, so its ``num_queries`` must be >= the student's) with the
    student's boxes as reference points; two-stage Deformable DETR embeds the
-   boxes through its ``pos_trans`` path, as it embeds its own proposals.
+   boxes through its ``pos_trans`` path, as it embeds its own proposals;
+   DAB-DETR takes them as its anchor queries (zero content queries), as it
+   takes its own learned anchors.
 3. Row ``q`` of the teacher's logits therefore scores the student's query
    ``q``: with the student's own weights it reproduces the student's logits.
 
-Supported: DINO and two-stage Deformable DETR, as student and as teacher in
-any pairing. Refused before the first step, with what is supported:
-heads with one learned query set (DETR, Conditional DETR, single-stage
-Deformable DETR) and DAB-DETR, whose decoders start from image-independent
-learned queries (see docs/query_distillation.md), and Grounding DINO (text
-queries).
+Supported: DINO, two-stage Deformable DETR and DAB-DETR, as student and as
+teacher in any pairing (a DAB-DETR student's boxes are its learned anchors,
+the same for every image). Refused before the first step, with what is
+supported: heads whose queries are learned embeddings rather than boxes
+(DETR, Conditional DETR, single-stage Deformable DETR; see
+docs/query_distillation.md), subclasses that select queries their own way
+(DDQ-DETR), and Grounding DINO (text queries).
 
 Losses: the heads score classes with per-class sigmoids, so ``mmkd.KDLoss``
 and ``mmkd.DISTLoss`` run with ``use_sigmoid=True``. ``weighting=
@@ -38,7 +41,8 @@ refused: it splits a softmax into the target class and the rest.
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
-from mmdet.models.detectors import DINO, DeformableDETR, DetectionTransformer, GroundingDINO
+from mmdet.models.detectors import (DABDETR, DINO, DeformableDETR, DetectionTransformer,
+                                     GroundingDINO)
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
@@ -46,10 +50,10 @@ from .base_distiller import BaseDistiller, check_same_classes
 from .capture import CallRecorder
 
 SUPPORTED = ('query-based detectors whose decoder starts from per-query reference boxes that a '
-             'teacher can decode: DINO and two-stage Deformable DETR (DeformableDETR with '
-             'as_two_stage=True), as student or teacher in any pairing (a DINO teacher needs '
-             'num_queries >= the student\'s). Two-stage detectors use mmkd.DetectionDistiller, '
-             'single-stage ones mmkd.DenseDistiller')
+             'teacher can decode: DINO, two-stage Deformable DETR (DeformableDETR with '
+             'as_two_stage=True) and DAB-DETR (num_patterns=0), as student or teacher in any '
+             'pairing (a DINO teacher needs num_queries >= the student\'s). Two-stage detectors '
+             'use mmkd.DetectionDistiller, single-stage ones mmkd.DenseDistiller')
 LAYERS = ('last', 'all')
 WEIGHTINGS = (None, 'teacher_max_score')
 
@@ -67,15 +71,18 @@ def query_family(model: nn.Module, role: str) -> str:
         return 'dino'
     if type(model) is DeformableDETR and model.as_two_stage:
         return 'ddetr_two_stage'
-    if isinstance(model, (DINO, DeformableDETR)) and model.as_two_stage:
-        raise TypeError(f'QueryDistiller: the {role} is a {name}, which selects or decodes its '
-                        'queries differently from the DINO / Deformable DETR it derives from; '
-                        f'supported are {SUPPORTED}.')
+    if type(model) is DABDETR and model.num_patterns == 0:
+        return 'dab_detr'
+    if isinstance(model, (DINO, DABDETR)) or (isinstance(model, DeformableDETR)
+                                               and model.as_two_stage):
+        raise TypeError(f'QueryDistiller: the {role} is a {name} that selects or decodes its '
+                        'queries its own way (a subclass of DINO / Deformable DETR / DAB-DETR, '
+                        f'or DAB-DETR with num_patterns > 0); supported are {SUPPORTED}.')
     if isinstance(model, DetectionTransformer):
         raise TypeError(
             f'QueryDistiller: the {role} is a {name} whose decoder starts from one learned, '
-            'image-independent query set (DETR, Conditional DETR, DAB-DETR, single-stage '
-            'Deformable DETR): there are no per-image query boxes for a teacher to decode, and '
+            'image-independent query set of embeddings (DETR, Conditional DETR, single-stage '
+            'Deformable DETR): there are no query boxes for a teacher to decode, and '
             'aligning two such models would need Hungarian matching of their predictions, '
             f'which mmkd does not do; supported are {SUPPORTED}.')
     raise TypeError(f'QueryDistiller: the {role} is a {name}; supported are {SUPPORTED}.')
@@ -99,13 +106,33 @@ def decode_boxes(teacher: nn.Module, family: str, inputs: Tensor, data_samples: 
     batch, num = boxes.shape[:2]
     if family == 'dino':  # its own content queries, the student's boxes as anchors
         queries = dict(query=teacher.query_embedding.weight[:num].unsqueeze(0).repeat(batch, 1, 1))
+    elif family == 'dab_detr':  # the boxes as its anchor queries, zero content (num_patterns=0)
+        queries = dict(query=memory.new_zeros(batch, num, memory.shape[-1]),
+                       query_pos=torch.logit(boxes))
     else:  # as mmdet embeds its top-k proposals; logit() undoes the boxes' sigmoid
         embed = teacher.pos_trans_norm(teacher.pos_trans_fc(
             teacher.get_proposal_pos_embed(torch.logit(boxes))))
         query_pos, query = torch.split(embed, memory.shape[-1], dim=2)
         queries = dict(query=query, query_pos=query_pos)
-    decoder_inputs.update(queries, memory=memory, reference_points=boxes)
+    if family != 'dab_detr':
+        queries['reference_points'] = boxes
+    decoder_inputs.update(queries, memory=memory)
     return teacher.forward_decoder(**decoder_inputs)['hidden_states']
+
+
+def class_logits(model: nn.Module, hidden_states: Tensor, layer: int) -> Tensor:
+    """Decoder layer ``layer``'s class logits (DAB-DETR shares one branch)."""
+    head = model.bbox_head
+    if hasattr(head, 'cls_branches'):
+        return head.cls_branches[layer](hidden_states[layer])
+    return head.fc_cls(hidden_states[layer])
+
+
+def initial_boxes(family: str, decoder_inputs: Dict[str, Tensor]) -> Tensor:
+    """The (sigmoid) boxes the student's decoder starts from, detached."""
+    if family == 'dab_detr':  # its anchors, kept before the sigmoid
+        return decoder_inputs['query_pos'].sigmoid().detach()
+    return decoder_inputs['reference_points'].detach()
 
 
 @MODELS.register_module()
@@ -205,17 +232,16 @@ class QueryDistiller(BaseDistiller):
         num_dn = int(dn_meta['num_denoising_queries']) if dn_meta else 0
         # (layers, B, dn + matching, C): the denoising queries come first
         logits = calls.only('bbox_head').output[0][:, :, num_dn:]
-        boxes = decoder_inputs['reference_points'][:, num_dn:].detach()
+        boxes = initial_boxes(self.families[0], decoder_inputs)[:, num_dn:]
         return dict(logits=logits[self.layer_indices()], boxes=boxes, num_denoising=num_dn,
                     data_samples=data_samples)
 
     def teacher_forward(self, inputs: Tensor, student: Dict[str, Any]) -> Dict[str, Any]:
         hidden = decode_boxes(self.teacher, self.families[1], inputs, student['data_samples'],
                               student['boxes'])
-        branches = self.teacher.bbox_head.cls_branches
         last = self.teacher.decoder.num_layers - 1
         layers = range(last + 1) if self.decoder_layers == 'all' else [last]
-        return dict(logits=torch.stack([branches[i](hidden[i]) for i in layers]))
+        return dict(logits=torch.stack([class_logits(self.teacher, hidden, i) for i in layers]))
 
     def distill_terms(self, student: Dict[str, Any], teacher: Dict[str, Any],
                       data_samples: list) -> Dict[str, Tensor]:

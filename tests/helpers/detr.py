@@ -31,9 +31,11 @@ def _set_dims(node, embed_dims: int, ffn: int) -> None:
                 node[key] = 0.0
             else:
                 _set_dims(node[key], embed_dims, ffn)
-        for key in ('self_attn_cfg', 'cross_attn_cfg'):  # their default dropout is 0.1
-            if isinstance(node.get(key), dict):
-                node[key]['dropout'] = 0.0
+        for key in ('self_attn_cfg', 'cross_attn_cfg'):  # deformable attention: 0.1 by default
+            attn = node.get(key)
+            if isinstance(attn, dict) and ('num_levels' in attn or 'batch_first' in attn) and \
+                    'attn_drop' not in attn:
+                attn['dropout'] = 0.0
     elif isinstance(node, (list, tuple)):
         for item in node:
             _set_dims(item, embed_dims, ffn)
