@@ -34,6 +34,9 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args)
+    if args.amp and cfg.optim_wrapper.get('type') in ('mmkd.DOTOptimWrapper', 'DOTOptimWrapper'):
+        raise SystemExit('--amp: this config trains with mmkd.DOTOptimWrapper (DOT), which is '
+                         'defined for float32 SGD steps; train without --amp.')
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log('AMP is already enabled in the config.', logger='current')
