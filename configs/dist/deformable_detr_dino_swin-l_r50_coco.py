@@ -14,6 +14,7 @@ model = dict(
     student={{_base_.model}},
     teacher='mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py',
     teacher_ckpt='https://download.openmmlab.com/mmdetection/v3.0/dino/'
-    'dino-5scale_swin-l_8xb2-12e_coco/dino-5scale_swin-l_8xb2-12e_coco_20230228_072924-a654145f.pth',
+    'dino-5scale_swin-l_8xb2-12e_coco/'
+    'dino-5scale_swin-l_8xb2-12e_coco_20230228_072924-a654145f.pth',
     distill_losses=dict(loss_dist=dict(
         type='mmkd.DISTLoss', beta=1.0, gamma=1.0, tau=1.0, use_sigmoid=True)))
