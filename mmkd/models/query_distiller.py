@@ -51,16 +51,17 @@ from .capture import CallRecorder
 
 SUPPORTED = ('query-based detectors whose decoder starts from per-query reference boxes that a '
              'teacher can decode: DINO, two-stage Deformable DETR (DeformableDETR with '
-             'as_two_stage=True) and DAB-DETR (num_patterns=0), as student or teacher in any '
-             'pairing (a DINO teacher needs num_queries >= the student\'s). Two-stage detectors '
-             'use mmkd.DetectionDistiller, single-stage ones mmkd.DenseDistiller')
+             'as_two_stage=True) and DAB-DETR (4-d anchors, num_patterns=0), as student or '
+             'teacher in any pairing (a DINO teacher needs num_queries >= the student\'s). '
+             'Two-stage detectors use mmkd.DetectionDistiller, single-stage ones '
+             'mmkd.DenseDistiller')
 LAYERS = ('last', 'all')
 WEIGHTINGS = (None, 'teacher_max_score')
 
 
 def query_family(model: nn.Module, role: str) -> str:
-    """``'dino'`` or ``'ddetr_two_stage'``; a TypeError naming what is
-    supported for any other model."""
+    """``'dino'``, ``'ddetr_two_stage'`` or ``'dab_detr'``; a TypeError
+    naming what is supported for any other model."""
     name = type(model).__name__
     if isinstance(model, GroundingDINO):
         raise TypeError(f'QueryDistiller: the {role} is a {name}, whose queries depend on text '
@@ -71,13 +72,14 @@ def query_family(model: nn.Module, role: str) -> str:
         return 'dino'
     if type(model) is DeformableDETR and model.as_two_stage:
         return 'ddetr_two_stage'
-    if type(model) is DABDETR and model.num_patterns == 0:
+    if type(model) is DABDETR and model.num_patterns == 0 and model.query_dim == 4:
         return 'dab_detr'
     if isinstance(model, (DINO, DABDETR)) or (isinstance(model, DeformableDETR)
                                                and model.as_two_stage):
         raise TypeError(f'QueryDistiller: the {role} is a {name} that selects or decodes its '
                         'queries its own way (a subclass of DINO / Deformable DETR / DAB-DETR, '
-                        f'or DAB-DETR with num_patterns > 0); supported are {SUPPORTED}.')
+                        'or DAB-DETR with num_patterns > 0 or 2-d anchor points); supported are '
+                        f'{SUPPORTED}.')
     if isinstance(model, DetectionTransformer):
         raise TypeError(
             f'QueryDistiller: the {role} is a {name} whose decoder starts from one learned, '
@@ -140,9 +142,10 @@ class QueryDistiller(BaseDistiller):
     """Query-based detector distillation on the student's matching queries.
 
     Args:
-        student: mmdet config (or module): DINO or two-stage Deformable DETR.
+        student: mmdet config (or module): DINO, two-stage Deformable DETR or
+            DAB-DETR.
         teacher: mmdet config (or module): DINO (``num_queries`` >= the
-            student's) or two-stage Deformable DETR, same classes.
+            student's), two-stage Deformable DETR or DAB-DETR, same classes.
         teacher_ckpt: teacher checkpoint, path or URL (``None`` for tests).
         distill_losses: name -> logit loss config with ``use_sigmoid=True``,
             e.g. ``dict(loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True))``;
