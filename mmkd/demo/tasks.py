@@ -160,18 +160,28 @@ DET = TaskSpec(
     scale=100.0, make_data=detection_data, analyze=detection_analysis)
 
 
+#: Methods a task offers when its config dir has ``<method>_*.py``: the
+#: schedule methods (ESKD, PS-KD) and the logit-distillation plug-ins on the
+#: KD / DKD rows (logit standardization; DOT, and the plain SGD KD it is
+#: read against).
+OPTIONAL_METHODS = ('eskd', 'pskd', 'kd_ls', 'dkd_ls', 'kd_dot', 'kd_sgd')
+
+
 def task_from_configs(name: str, title: str, config_dir: str, metric: str, metric_name: str,
                       make_data: Callable) -> TaskSpec:
     """A task whose configs follow the demo's naming in ``config_dir``:
     ``teacher_*.py``, ``student_*.py`` and ``<method>_*.py``."""
-    def first(pattern, exclude=None):
+    def first(pattern, exclude=()):
         hits = sorted(osp.basename(p) for p in glob.glob(osp.join(REPO, config_dir, pattern))
-                      if not (exclude and osp.basename(p).startswith(exclude)))
+                      if not osp.basename(p).startswith(tuple(exclude)))
         return hits[0] if hits else pattern
 
-    students = {BASELINE: first('student_*.py'), 'kd': first('kd_*.py'),
-                'dkd': first('dkd_*.py', exclude='dkd_reviewkd'), 'dist': first('dist_*.py')}
-    for method in ('eskd', 'pskd'):  # the schedule methods, where the task has them
+    # 'kd_*.py' also matches kd_ls_*.py etc.: the variants are kept out of kd / dkd
+    variants = [f'{m}_' for m in OPTIONAL_METHODS]
+    students = {BASELINE: first('student_*.py'), 'kd': first('kd_*.py', variants),
+                'dkd': first('dkd_*.py', ['dkd_reviewkd', *variants]),
+                'dist': first('dist_*.py')}
+    for method in OPTIONAL_METHODS:  # where the task has a config for them
         if glob.glob(osp.join(REPO, config_dir, f'{method}_*.py')):
             students[method] = first(f'{method}_*.py')
     return TaskSpec(name=name, title=title, config_dir=config_dir,
