@@ -23,6 +23,16 @@ and on a COCO-sized batch (2 x 1333x800: ~120k anchors x 80 classes per image).
 
     python bench/det_step.py [--rounds 5] [--size 320]
     python bench/det_step.py --model retinanet [--rounds 3] [--size 512]
+
+``--model dino``: DINO R50 4-scale teacher -> DINO R18 4-scale student
+(mmdet's full models: 900 queries, 6 encoder and 6 decoder layers, 80
+sigmoid classes, denoising in the student), 2 images of 320x320, DIST
+(use_sigmoid) on the matching queries through mmkd.QueryDistiller; (b) is the
+teacher decoding the student's reference boxes (``run_teacher`` on what one
+recorded student forward hands it: backbone, neck, encoder, decoder, class
+branch; no top-k, denoising, matcher or loss).
+
+    python bench/det_step.py --model dino [--rounds 3] [--size 320]
 """
 import argparse
 import os
@@ -54,6 +64,51 @@ def retinanet(depth: int) -> dict:
     if depth in (18, 34):
         cfg.neck.in_channels = [64, 128, 256, 512]
     return cfg
+
+
+def dino(depth: int) -> dict:
+    from mmengine.hub import get_config
+    cfg = get_config('mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py').model
+    cfg.backbone.update(depth=depth, init_cfg=None)
+    if depth in (18, 34):
+        cfg.neck.in_channels = [128, 256, 512]
+    return cfg
+
+
+def build_query(size: int):
+    import mmkd  # noqa: F401
+    from mmdet.testing import demo_mm_inputs
+    from mmkd.registry import MODELS
+    torch.manual_seed(0)
+    distiller = MODELS.build(dict(
+        type='mmkd.QueryDistiller', student=dino(18), teacher=dino(50),
+        distill_losses=dict(loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))))
+    distiller.init_weights()
+    distiller.train()
+    packed = demo_mm_inputs(2, [[3, size, size]] * 2, num_items=[5, 5], num_classes=80)
+    data = distiller.data_preprocessor(packed, True)
+    optimizer = torch.optim.SGD(distiller.parameters(), lr=1e-4, momentum=0.9)
+    return distiller, data['inputs'], data['data_samples'], optimizer
+
+
+def make_query_steps(size: int):
+    from mmkd.models.capture import CallRecorder
+    distiller, inputs, samples, optimizer = build_query(size)
+    with CallRecorder(distiller.capture_points()) as calls:  # one student forward, recorded
+        distiller.student_loss(inputs, samples)
+    student_side = distiller.read_student(calls, inputs, samples)
+
+    def train_step(model):
+        optimizer.zero_grad()
+        losses = model.loss(inputs, samples)
+        sum(v for k, v in losses.items() if 'loss' in k and torch.is_tensor(v)).backward()
+        optimizer.step()
+
+    def teacher_forward():  # what the distiller runs: the teacher on the student's boxes
+        distiller.run_teacher(inputs, student_side)
+
+    return dict(student=lambda: train_step(distiller.student), teacher=teacher_forward,
+                distilled=lambda: train_step(distiller))
 
 
 def build_dense(size: int):
@@ -128,6 +183,8 @@ def loss_step(shape, naive: bool):
 def make_steps(size: int, model: str = 'faster_rcnn'):
     if model == 'retinanet':
         return make_dense_steps(size)
+    if model == 'dino':
+        return make_query_steps(size)
     from mmdet.structures.bbox import bbox2roi
     distiller, inputs, samples, optimizer = build(size)
     student, teacher = distiller.student, distiller.teacher
@@ -176,7 +233,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--size', type=int, default=None, help='320 (faster_rcnn), 512 (retinanet)')
-    parser.add_argument('--model', choices=('faster_rcnn', 'retinanet'), default='faster_rcnn')
+    parser.add_argument('--model', choices=('faster_rcnn', 'retinanet', 'dino'),
+                        default='faster_rcnn')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.size is None:
@@ -193,7 +251,7 @@ def main():
     if args.model == 'retinanet':
         return main_dense(args)
 
-    steps = make_steps(args.size)
+    steps = make_steps(args.size, args.model)
     for fn in steps.values():
         fn()  # warm-up
     times = {name: [] for name in steps}
@@ -203,9 +261,11 @@ def main():
             fn()
             times[name].append(time.perf_counter() - start)
     a, b, c = (statistics.median(times[k]) for k in ('student', 'teacher', 'distilled'))
-    mem = {k: peak_mib(__file__, ['--child', k, '--size', str(args.size)])
+    mem = {k: peak_mib(__file__, ['--child', k, '--size', str(args.size), '--model', args.model])
            for k in ('student', 'distilled')}
-    print(f'R50 -> R18 Faster R-CNN, 2 x {args.size}x{args.size}, DKD, '
+    what = dict(faster_rcnn='Faster R-CNN, DKD on the RoI logits',
+                dino='DINO 4-scale, DIST (sigmoid) on the matching queries')[args.model]
+    print(f'R50 -> R18 {what}, 2 x {args.size}x{args.size}, '
           f'{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds')
     print(f'(a) student step      {a * 1e3:8.1f} ms   peak {mem["student"]:7.1f} MiB')
     print(f'(b) teacher forward   {b * 1e3:8.1f} ms')
