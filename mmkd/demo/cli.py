@@ -48,8 +48,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='student seeds (the teacher is trained once, with seed 0)')
     parser.add_argument('--methods', nargs='+',
                         help='students to train (default: the task\'s default set; det also '
-                        'has reviewkd and dkd_reviewkd, cls eskd and pskd); baseline is always '
-                        'added')
+                        'has reviewkd and dkd_reviewkd, cls eskd, pskd, kd_ls, dkd_ls, kd_dot '
+                        'and kd_sgd); baseline is always added')
     parser.add_argument('--teacher-iters', type=int,
                         help='default: the teacher config\'s schedule')
     parser.add_argument('--student-iters', type=int,
