@@ -340,7 +340,7 @@ def test_ddp_on_two_processes_equals_one_process_on_the_whole_batch(tmp_path):
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     mp.start_processes(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+                       start_method='spawn')  # fork after torch's threads can deadlock
     ranks = [torch.load(tmp_path / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
     single, = steady(distiller())
     wrapper = dot_wrapper(single)
