@@ -75,20 +75,26 @@ def dino(depth: int) -> dict:
     return cfg
 
 
-def build_query(size: int):
+def build_distiller(cfg: dict, size: int):
+    """The distiller of ``cfg`` (seed 0, initialised, in train mode), a
+    preprocessed batch of 2 images of ``size`` x ``size`` and an SGD optimizer."""
     import mmkd  # noqa: F401
     from mmdet.testing import demo_mm_inputs
     from mmkd.registry import MODELS
     torch.manual_seed(0)
-    distiller = MODELS.build(dict(
-        type='mmkd.QueryDistiller', student=dino(18), teacher=dino(50),
-        distill_losses=dict(loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))))
+    distiller = MODELS.build(cfg)
     distiller.init_weights()
     distiller.train()
     packed = demo_mm_inputs(2, [[3, size, size]] * 2, num_items=[5, 5], num_classes=80)
     data = distiller.data_preprocessor(packed, True)
     optimizer = torch.optim.SGD(distiller.parameters(), lr=1e-4, momentum=0.9)
     return distiller, data['inputs'], data['data_samples'], optimizer
+
+
+def build_query(size: int):
+    return build_distiller(dict(
+        type='mmkd.QueryDistiller', student=dino(18), teacher=dino(50),
+        distill_losses=dict(loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))), size)
 
 
 def make_query_steps(size: int):
@@ -112,35 +118,16 @@ def make_query_steps(size: int):
 
 
 def build_dense(size: int):
-    import mmkd  # noqa: F401
-    from mmdet.testing import demo_mm_inputs
-    from mmkd.registry import MODELS
-    torch.manual_seed(0)
-    distiller = MODELS.build(dict(
+    return build_distiller(dict(
         type='mmkd.DenseDistiller', student=retinanet(18), teacher=retinanet(50),
-        distill_losses=dict(loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))))
-    distiller.init_weights()
-    distiller.train()
-    packed = demo_mm_inputs(2, [[3, size, size]] * 2, num_items=[5, 5], num_classes=80)
-    data = distiller.data_preprocessor(packed, True)
-    optimizer = torch.optim.SGD(distiller.parameters(), lr=1e-4, momentum=0.9)
-    return distiller, data['inputs'], data['data_samples'], optimizer
+        distill_losses=dict(loss_dist=dict(type='mmkd.DISTLoss', use_sigmoid=True))), size)
 
 
 def build(size: int):
-    import mmkd  # noqa: F401
-    from mmdet.testing import demo_mm_inputs
-    from mmkd.registry import MODELS
-    torch.manual_seed(0)
-    distiller = MODELS.build(dict(
+    return build_distiller(dict(
         type='mmkd.DetectionDistiller', student=faster_rcnn(18), teacher=faster_rcnn(50),
-        distill_losses=dict(loss_dkd=dict(type='mmkd.DKDLoss', alpha=1.0, beta=0.25, tau=1.0))))
-    distiller.init_weights()
-    distiller.train()
-    packed = demo_mm_inputs(2, [[3, size, size]] * 2, num_items=[5, 5], num_classes=80)
-    data = distiller.data_preprocessor(packed, True)
-    optimizer = torch.optim.SGD(distiller.parameters(), lr=1e-4, momentum=0.9)
-    return distiller, data['inputs'], data['data_samples'], optimizer
+        distill_losses=dict(loss_dkd=dict(type='mmkd.DKDLoss', alpha=1.0, beta=0.25,
+                                          tau=1.0))), size)
 
 
 def prior_shape(size_hw, images: int = 2, anchors: int = 9, classes: int = 80):
