@@ -66,7 +66,7 @@ class TeacherFaults:
         #: True once mmengine's train step parses (and so logs) the losses.
         self.deferred = False
         self._step: List[Tensor] = []  # non-finite counts of this step's logits
-        self._pending: Optional[Tuple[Tensor, List[str], str]] = None
+        self._pending: Optional[Tuple[List[Tensor], List[str], str]] = None
 
     def guard(self, teacher_logits: Tensor
               ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
@@ -89,8 +89,8 @@ class TeacherFaults:
 
     def end_step(self, loss_keys: List[str], where: str) -> None:
         """Remember this step's counts, to be judged at the next step."""
-        if self._step:
-            self._pending = (torch.stack(self._step).sum(), list(loss_keys), where)
+        if self._step:  # counted on the error path only (check_previous_step)
+            self._pending = (self._step, list(loss_keys), where)
         self._step = []
 
     def check_previous_step(self) -> None:
@@ -102,8 +102,10 @@ class TeacherFaults:
         bad, keys, where = pending
         hub = MessageHub.get_current_instance()
         logged = [hub.log_scalars.get(f'train/{key}') for key in keys]
-        if any(buf is not None and math.isnan(buf.current()) for buf in logged) and bool(bad):
-            raise FloatingPointError(f'{self.message(int(bad))} [{where}]')
+        if any(buf is not None and math.isnan(buf.current()) for buf in logged):
+            count = int(torch.stack(bad).sum())
+            if count:
+                raise FloatingPointError(f'{self.message(count)} [{where}]')
 
     def message(self, count: int) -> str:
         text = (f'the teacher produced {count} non-finite logits (NaN/inf) on this batch: the '
