@@ -13,7 +13,8 @@ its data. For the chosen task the demo
    mmdet's ``CocoMetric`` for detection) and, where the task has one, runs
    the teacher-student logit analysis in the same process;
 4. prints a table (mean ± spread over seeds, each method's seed-paired gain
-   over the baseline and whether it exceeds the spread) and writes
+   over the baseline with its 90% t-interval, and whether that interval
+   excludes 0: better, worse or within noise) and writes
    ``results.md``, ``results.json``, ``results.png`` (bar chart with error
    bars), ``loss_curves.png`` and ``corr_diff.png`` (correlation-gap heatmaps
    of the baseline and the best student) under the work dir.

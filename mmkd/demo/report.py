@@ -1,6 +1,6 @@
 """The demo's report: the table (mean ± spread over seeds, the seed-paired
-gain over the baseline and whether it exceeds the spread), the diagnostics,
-the charts and the files under the work dir."""
+gain over the baseline with its 90% t-interval and whether that interval
+excludes 0), the diagnostics, the charts and the files under the work dir."""
 import json
 import os.path as osp
 import statistics
@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
+from scipy import stats
 
 from mmkd.analysis import plot_differences
 from .jobs import read_scalars
@@ -23,22 +24,41 @@ def _mean_sd(values: List[float]) -> tuple:
 
 
 def _gain(task: TaskSpec, rs: List[dict], base: Dict[int, float]) -> Optional[dict]:
-    """A method's seed-paired gain over the baseline, or ``None``."""
+    """A method's seed-paired gain over the baseline, or ``None`` when it
+    shares no seed with the baseline.
+
+    ``ci`` is the 90% two-sided t-interval of the mean paired difference,
+    ``mean ± t(0.95, n - 1) * sd / sqrt(n)`` over the ``n`` paired seeds
+    (``None`` for one seed). ``verdict`` is ``'yes'`` when the interval lies
+    above 0 (then ``signal`` is true), ``'worse'`` when it lies below 0
+    (then ``worse`` is true), ``'no'`` when it contains 0 and ``'n/a'``
+    without an interval.
+    """
     diffs = [r['metric'] * task.scale - base[r['seed']] for r in rs if r['seed'] in base]
     if not diffs:
         return None
+    n = len(diffs)
     gain, sd = _mean_sd(diffs)
-    noise = max(sd, _mean_sd(list(base.values()))[1])
-    return dict(mean=gain, sd=sd, per_seed=diffs, wins=int(sum(d > 0 for d in diffs)),
-                noise=noise, signal=bool(len(diffs) > 1 and gain > noise))
+    ci = None
+    if n > 1:
+        half = float(stats.t.ppf(0.95, n - 1)) * sd / n ** 0.5
+        ci = (gain - half, gain + half)
+    signal = bool(ci and ci[0] > 0)
+    worse = bool(ci and ci[1] < 0)
+    verdict = 'n/a' if ci is None else 'yes' if signal else 'worse' if worse else 'no'
+    return dict(mean=gain, sd=sd, per_seed=diffs, wins=int(sum(d > 0 for d in diffs)), n=n,
+                ci=ci, signal=signal, worse=worse, verdict=verdict)
 
 
 def summarise(task: TaskSpec, runs: Dict[str, List[dict]]) -> List[dict]:
     """Per model: mean ± sd over seeds; per method the seed-paired gain.
 
-    The gain of a method is ``mean_s (method_s - baseline_s)`` over the seeds
-    both ran. It counts as signal when it exceeds the spread, i.e. both the
-    sample sd of those paired differences and the baseline's sd over seeds.
+    The gain of a method is ``mean_s (method_s - baseline_s)`` over the ``n``
+    seeds both ran, with the sample sd of those paired differences and their
+    90% t-interval ``mean ± t(0.95, n - 1) * sd / sqrt(n)``. It is beyond
+    noise when the interval excludes 0: a gain when it lies above 0, a loss
+    (``'worse'``) when below; one paired seed gives no interval
+    (:func:`_gain`).
 
     Args:
         task: the task (metric scale, extra metrics).
@@ -66,13 +86,19 @@ def summarise(task: TaskSpec, runs: Dict[str, List[dict]]) -> List[dict]:
     return table
 
 
+#: The "beyond noise?" cell per :func:`_gain` verdict.
+_VERDICT = dict(yes='**yes**', worse='**worse**', no='no')
+
+
 def _cells(row: dict, extra: List[str], has_gap: bool) -> List[str]:
     pm = '{0[0]:.1f} ± {0[1]:.1f}'.format
     cells = [row['name'], str(row['n']), pm(row['metric'])] + [pm(row[c]) for c in extra]
     g = row.get('gain')
-    if g:
-        cells += [f'{g["mean"]:+.1f} ± {g["sd"]:.1f}', f'{g["wins"]}/{len(g["per_seed"])}',
-                  ('**yes**' if g['signal'] else 'no') + f' (spread {g["noise"]:.1f})']
+    if g and g['ci'] is not None:
+        cells += [f'{g["mean"]:+.1f} ± {g["sd"]:.1f} [{g["ci"][0]:+.1f}, {g["ci"][1]:+.1f}]',
+                  f'{g["wins"]}/{g["n"]}', _VERDICT[g['verdict']]]
+    elif g:
+        cells += [f'{g["mean"]:+.1f} (1 seed)', f'{g["wins"]}/{g["n"]}', 'n/a']
     else:
         cells += ['—', '—', '—']
     if has_gap:
@@ -87,7 +113,8 @@ def markdown(task: TaskSpec, table: List[dict]) -> str:
     """The table of :func:`summarise` as markdown."""
     extra = list(task.extra_metrics)
     head = (['model', 'seeds', task.metric_name] + extra
-            + ['gain vs baseline (paired)', 'seeds won', 'beyond noise?'])
+            + ['gain vs baseline (paired: mean ± sd [90% CI])', 'seeds won',
+               'beyond noise? (CI excludes 0)'])
     has_gap = any('corr_gap' in r for r in table)
     if has_gap:
         head += ['corr gap to teacher', 'top-1 agreement']

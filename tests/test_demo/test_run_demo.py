@@ -1,6 +1,7 @@
 """A tiny version of `make demo` (the real pipeline with very few iterations),
 and the demo's statistics checked against hand-computed values."""
 import json
+import math
 import subprocess
 import sys
 
@@ -55,30 +56,75 @@ def test_tiny_demo_trains_evaluates_reports_and_reuses(tmp_path):
     assert changed.count('reusing') == 1 and changed.count('training (') == 2
 
 
+#: t quantiles in closed form, independent of scipy: with 1 degree of freedom the
+#: t distribution is Cauchy, so t(0.95, 1) = tan(0.45 pi) ~ 6.3138 (table: 6.314);
+#: with 2, F(t) = 1/2 + t / (2 sqrt(2 + t^2)) = 0.95 gives t^2 = 1.62 / 0.19,
+#: t(0.95, 2) ~ 2.919986 (table: 2.920).
+T95_DF1 = math.tan(0.45 * math.pi)
+T95_DF2 = (1.62 / 0.19) ** 0.5
+
+
 def test_paired_gain_and_spread_by_hand():
+    assert T95_DF1 == pytest.approx(6.313752, abs=1e-5)
+    assert T95_DF2 == pytest.approx(2.919986, abs=1e-5)
+    seeds3 = (0, 1, 2)
     runs = {'teacher': [dict(seed=0, metric=0.5, seconds=60)],
             'baseline': [dict(seed=s, metric=m, seconds=60) for s, m in
-                         ((0, 0.10), (1, 0.12), (2, 0.11))],
+                         zip(seeds3, (0.10, 0.12, 0.11))],
             'kd': [dict(seed=s, metric=m, seconds=60) for s, m in
-                   ((0, 0.12), (1, 0.13), (2, 0.14))],
+                   zip(seeds3, (0.12, 0.13, 0.14))],
             'dist': [dict(seed=s, metric=m, seconds=60) for s, m in
-                     ((0, 0.13), (1, 0.11), (2, 0.11))]}
+                     zip(seeds3, (0.13, 0.11, 0.11))],
+            'dkd': [dict(seed=s, metric=m, seconds=60) for s, m in
+                    zip(seeds3, (0.08, 0.09, 0.09))],
+            'pair': [dict(seed=s, metric=m, seconds=60) for s, m in ((0, 0.12), (1, 0.15))],
+            'ls': [dict(seed=0, metric=0.13, seconds=60)]}
     task = TaskSpec(name='t', title='t', config_dir='', teacher='', students={},
                          default_methods=[], metric='m', metric_name='m', scale=100.0)
     rows = {r['name']: r for r in summarise(task, runs)}
     assert rows['baseline']['metric'] == pytest.approx((11.0, 1.0))
-    # kd: differences 2, 1, 3 -> mean 2, sd 1; baseline sd 1; 2 > 1: signal
+    close = dict(abs=1e-4)
+    # kd: differences 2, 1, 3 -> mean 2, sd 1, n 3; half-width 2.919986 / sqrt(3)
+    # = 1.685854 -> [0.314146, 3.685854], above 0: beyond noise
     kd = rows['kd']['gain']
     assert kd['per_seed'] == pytest.approx([2.0, 1.0, 3.0])
     assert kd['mean'] == pytest.approx(2.0) and kd['sd'] == pytest.approx(1.0)
-    assert kd['wins'] == 3 and kd['signal']
-    # dist: differences 3, -1, 0 -> mean 2/3, sd sqrt(13/3) ~ 2.08: noise
+    assert kd['n'] == 3 and kd['ci'] == pytest.approx((0.314146, 3.685854), **close)
+    assert kd['wins'] == 3 and kd['signal'] and not kd['worse'] and kd['verdict'] == 'yes'
+    # dist: differences 3, -1, 0 -> mean 2/3, sd sqrt(13/3) ~ 2.081666; half-width
+    # 2.919986 * sqrt(13) / 3 = 3.509386 -> [-2.842719, 4.176053] contains 0: noise
     dist = rows['dist']['gain']
     assert dist['mean'] == pytest.approx(2 / 3) and dist['sd'] == pytest.approx((13 / 3) ** 0.5)
-    assert dist['wins'] == 1 and not dist['signal']
+    assert dist['ci'] == pytest.approx((-2.842719, 4.176053), **close)
+    assert dist['wins'] == 1 and not dist['signal'] and not dist['worse']
+    assert dist['verdict'] == 'no'
+    # dkd: differences -2, -3, -2 -> mean -7/3, sd sqrt(1/3); half-width
+    # 2.919986 * sqrt(1/3) / sqrt(3) = 2.919986 / 3 = 0.973329
+    # -> [-3.306662, -1.360005], below 0: significantly worse, not a gain
+    dkd = rows['dkd']['gain']
+    assert dkd['mean'] == pytest.approx(-7 / 3) and dkd['sd'] == pytest.approx((1 / 3) ** 0.5)
+    assert dkd['ci'] == pytest.approx((-3.306662, -1.360005), **close)
+    assert dkd['wins'] == 0 and not dkd['signal'] and dkd['worse'] and dkd['verdict'] == 'worse'
+    # pair: only seeds 0, 1 -> differences 2, 3 -> n 2, mean 2.5, sd sqrt(1/2); half-width
+    # 6.313752 * sqrt(1/2) / sqrt(2) = 3.156876 -> [-0.656876, 5.656876]: noise
+    pair = rows['pair']['gain']
+    assert pair['n'] == 2 and pair['mean'] == pytest.approx(2.5)
+    assert pair['ci'] == pytest.approx((-0.656876, 5.656876), **close)
+    assert not pair['signal'] and not pair['worse'] and pair['verdict'] == 'no'
+    # ls: one paired seed (difference 3) -> no interval, no verdict
+    ls = rows['ls']['gain']
+    assert ls['n'] == 1 and ls['mean'] == pytest.approx(3.0) and ls['ci'] is None
+    assert not ls['signal'] and not ls['worse'] and ls['verdict'] == 'n/a'
     assert 'gain' not in rows['teacher'] and 'gain' not in rows['baseline']
     table = markdown(task, list(rows.values()))
-    assert '| kd | 3 | 13.0 ± 1.0 | +2.0 ± 1.0 | 3/3 | **yes** (spread 1.0) |' in table
+    assert 'gain vs baseline (paired: mean ± sd [90% CI])' in table
+    assert 'beyond noise? (CI excludes 0)' in table
+    assert '| kd | 3 | 13.0 ± 1.0 | +2.0 ± 1.0 [+0.3, +3.7] | 3/3 | **yes** |' in table
+    assert '| dist | 3 | 11.7 ± 1.2 | +0.7 ± 2.1 [-2.8, +4.2] | 1/3 | no |' in table
+    assert '| dkd | 3 | 8.7 ± 0.6 | -2.3 ± 0.6 [-3.3, -1.4] | 0/3 | **worse** |' in table
+    assert '| pair | 2 | 13.5 ± 2.1 | +2.5 ± 0.7 [-0.7, +5.7] | 2/2 | no |' in table
+    assert '| ls | 1 | 13.0 ± 0.0 | +3.0 (1 seed) | 1/1 | n/a |' in table
+    assert '| baseline | 3 | 11.0 ± 1.0 | — | — | — |' in table
 
 
 def test_bad_choices_fail_with_a_clear_message(tmp_path, monkeypatch):
