@@ -32,7 +32,10 @@ def build_model(cfg: Union[dict, str, nn.Module], scope: str) -> nn.Module:
     importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
     # mmengine's BaseModel builds data_preprocessor from the default scope.
     with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(ConfigDict(cfg))  # host models read cfg.attr
+        # A copy: mmdet's DETR detectors write into their head's config while
+        # building, and a distiller config may hand the same dict (object) to
+        # the student and the teacher (``teacher={{_base_.model}}``).
+        return registry.build(ConfigDict(copy.deepcopy(cfg)))  # host models read cfg.attr
 
 
 def with_default_preprocessor(model: Union[dict, str, nn.Module],

@@ -251,3 +251,16 @@ def test_pskd_snapshot_hook_runs_with_a_query_distiller(tmp_path):
                 dict(by_epoch=False, max_iters=2)).train()
     assert seen == [False, True]
     assert model.student_loss_scales['loss_cls'] < 1 and 0 < model.distill_factor < 1
+
+
+def test_one_config_dict_for_student_and_teacher_builds_both():
+    """``teacher={{_base_.model}}`` hands the student's dict object to the
+    teacher too; mmdet's DETR detectors write into their head's config while
+    building, so building from the dict itself made the teacher refuse it."""
+    shared = tiny_detr('dino')
+    before = copy.deepcopy(shared)
+    model = MODELS.build(dict(type='mmkd.QueryDistiller', student=shared, teacher=shared,
+                              teacher_ckpt=None, distill_losses=dict(
+                                  loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True))))
+    assert type(model.student).__name__ == type(model.teacher).__name__ == 'DINO'
+    assert shared == before  # the config is left as the user wrote it
