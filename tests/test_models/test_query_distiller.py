@@ -5,6 +5,7 @@ import functools
 
 import pytest
 import torch
+from mmengine.config import ConfigDict
 
 from mmkd.models import build_model
 from mmkd.models.capture import CallRecorder
@@ -257,10 +258,12 @@ def test_one_config_dict_for_student_and_teacher_builds_both():
     """``teacher={{_base_.model}}`` hands the student's dict object to the
     teacher too; mmdet's DETR detectors write into their head's config while
     building, so building from the dict itself made the teacher refuse it."""
-    shared = tiny_detr('dino')
+    shared = ConfigDict(tiny_detr('dino'))
     before = copy.deepcopy(shared)
-    model = MODELS.build(dict(type='mmkd.QueryDistiller', student=shared, teacher=shared,
-                              teacher_ckpt=None, distill_losses=dict(
-                                  loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True))))
+    cfg = ConfigDict(type='mmkd.QueryDistiller', teacher_ckpt=None,
+                     distill_losses=dict(loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True)))
+    cfg.student = cfg.teacher = shared  # what a config file's {{_base_.model}} gives twice
+    assert cfg.student is cfg.teacher
+    model = MODELS.build(cfg)
     assert type(model.student).__name__ == type(model.teacher).__name__ == 'DINO'
     assert shared == before  # the config is left as the user wrote it
