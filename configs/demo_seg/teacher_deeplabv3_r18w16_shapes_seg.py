@@ -1,9 +1,13 @@
 # Teacher: DeepLabV3 R18-D8 at 1/4 width (16 base channels: stages of
-# 16/32/64/128 channels), ASPP of 32 channels, trained 500 iterations (the
-# students get 250).
+# 16/32/64/128 channels), ASPP of 32 channels; backbone from the demo's
+# pretraining (configs/demo_pretrain/r18v1c_w16_seg_shapes.py), then trained
+# 500 iterations (the students get 350).
 _base_ = './_base_/deeplabv3_r18_shapes_seg.py'
 model = dict(
-    backbone=dict(stem_channels=16, base_channels=16),
+    backbone=dict(stem_channels=16, base_channels=16,
+                  init_cfg=dict(_delete_=True, type='Pretrained', prefix='backbone.',
+                                checkpoint='work_dirs/demo_pretrain/r18v1c_w16_seg_shapes/'
+                                'iter_1000.pth')),
     decode_head=dict(in_channels=128, channels=32),
     auxiliary_head=dict(in_channels=64, channels=16))
 max_iters = 500

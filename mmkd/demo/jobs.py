@@ -4,9 +4,12 @@ evaluate it with the host library's metric and analyse its logits.
 A *job* is a plain dict (it crosses the process boundary): ``id``
 (``<name>/<seed>``), ``name``, ``seed``, ``iters``, ``task``, ``config``,
 ``options`` (cfg options; ``_data`` is the data's fingerprint, not an
-option), ``needs`` (the job id it waits for), ``force``, ``tag`` (for the
-console), ``work_dir``, ``key`` (see :func:`mmkd.demo.scheduler.job_key`)
-and, once the teacher is trained, ``teacher_ckpt``.
+option), ``needs`` (the ids of the jobs it waits for: its backbone's
+pretraining, the teacher), ``force``, ``tag`` (for the console),
+``work_dir``, ``key`` (see :func:`mmkd.demo.scheduler.job_key`), once the
+teacher is trained ``teacher_ckpt``, and for a backbone's pretraining run
+(an image classifier) ``metric`` / ``extra_metrics``, which replace the
+task's.
 """
 import contextlib
 import glob
@@ -144,9 +147,11 @@ def _train_and_analyse(task: TaskSpec, job: dict, runner: Runner) -> dict:
     seconds = time.time() - start
     work_dir = job['work_dir']
     hub = runner.message_hub
+    # a pretraining run is a classifier: its job names its metric
     result = dict(name=job['name'], seed=job['seed'], seconds=seconds, work_dir=work_dir,
-                  key=job['key'], metric=hub.get_scalar(f'val/{task.metric}').current())
-    for column, key in task.extra_metrics.items():
+                  key=job['key'],
+                  metric=hub.get_scalar(f'val/{job.get("metric", task.metric)}').current())
+    for column, key in job.get('extra_metrics', task.extra_metrics).items():
         result[column] = hub.get_scalar(f'val/{key}').current()
     ckpt = osp.join(work_dir, f'iter_{runner.max_iters}.pth')
     result['checkpoint'] = ckpt if osp.isfile(ckpt) else None

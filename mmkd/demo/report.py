@@ -204,6 +204,20 @@ def plot_heatmaps(table: List[dict], runs: Dict[str, List[dict]], classes: List[
     return best
 
 
+def pretrain_markdown(pretrain: List[dict]) -> str:
+    """One line per pretrained backbone: its classifier's top-1 on the
+    pretraining set's val split, its steps and minutes."""
+    if not pretrain:
+        return ''
+    lines = ['Backbones pretrained as image classifiers (top-1 on the pretraining set\'s val '
+             'split):', '']
+    for r in pretrain:
+        role = r['name'][len('pretrain_'):]
+        lines.append(f'- {role}: {r["metric"]:.1f} top-1 after {r["iters"]} steps, '
+                     f'{r["seconds"] / 60:.1f} min ({r["work_dir"]})')
+    return '\n'.join(lines)
+
+
 def write_report(task: TaskSpec, runs: Dict[str, List[dict]], out_dir: str,
                  classes: Optional[List[str]], info: dict) -> Tuple[float, Optional[str]]:
     """Print the table; write ``results.md``, ``results.json`` and the charts.
@@ -215,7 +229,9 @@ def write_report(task: TaskSpec, runs: Dict[str, List[dict]], out_dir: str,
         classes: class names for the correlation heatmaps (with the
             background), or ``None`` when the task has no logit analysis.
         info: ``command``, ``start`` (its ``time.time()``), ``seeds``,
-            ``teacher_iters`` and ``student_iters`` of this invocation.
+            ``teacher_iters``, ``student_iters``, ``mode`` (``'default'`` or
+            ``'full'``) and ``pretrain`` (the backbones' pretraining runs'
+            results, with their ``iters``) of this invocation.
 
     Returns:
         ``(minutes, best)``: this invocation's wall clock until the files
@@ -224,20 +240,23 @@ def write_report(task: TaskSpec, runs: Dict[str, List[dict]], out_dir: str,
     """
     table = summarise(task, runs)
     text = markdown(task, table)
-    print('\n' + text + '\n')
+    pretrain = pretrain_markdown(info.get('pretrain', []))
+    print('\n' + text + '\n' + (f'\n{pretrain}\n' if pretrain else ''))
     best = plot_heatmaps(table, runs, classes, out_dir) if classes is not None else None
     plot_results(task, table, runs, osp.join(out_dir, 'results.png'))
     plot_loss_curves(runs, osp.join(out_dir, 'loss_curves.png'))
     minutes = (time.time() - info['start']) / 60
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
-        f.write(f'# {task.title}\n\n`{info["command"].strip()}`: {minutes:.1f} min wall '
-                f'clock (this invocation; reused runs cost nothing)\n\n{text}\n\n'
-                f'## Diagnostics (mean over seeds)\n\n{diagnostics_markdown(runs)}\n')
+        f.write(f'# {task.title}\n\n`{info["command"].strip()}` ({info.get("mode", "default")} '
+                f'mode): {minutes:.1f} min wall clock (this invocation; reused runs cost '
+                f'nothing)\n\n{text}\n\n' + (f'{pretrain}\n\n' if pretrain else '')
+                + f'## Diagnostics (mean over seeds)\n\n{diagnostics_markdown(runs)}\n')
         if best:
             f.write(f'\n![correlation gaps](corr_diff.png): baseline vs {best}\n')
     with open(osp.join(out_dir, 'results.json'), 'w') as f:
         json.dump(dict(task=task.name, command=info['command'], minutes=minutes,
                        seeds=info['seeds'], teacher_iters=info['teacher_iters'],
-                       student_iters=info['student_iters'], table=table, runs=runs, best=best),
+                       student_iters=info['student_iters'], mode=info.get('mode', 'default'),
+                       pretrain=info.get('pretrain', []), table=table, runs=runs, best=best),
                   f, indent=1)
     return minutes, best

@@ -84,8 +84,10 @@ class Scheduler:
         task: the task the jobs belong to (for the metric's name and scale).
     """
 
-    # seconds per iteration before any run has finished (2-core VM, 1 thread each)
-    PRIOR = {TEACHER: 0.7, BASELINE: 0.4, 'distilled': 0.55}
+    # seconds per iteration before any run has finished (the detection demo's
+    # runs on a quiet 2-core VM, 1 thread each)
+    PRIOR = {TEACHER: 0.5, BASELINE: 0.25, 'distilled': 0.33, 'pretrain_teacher': 0.33,
+             'pretrain_student': 0.13}
     OVERHEAD = 15.0  # building, evaluation and analysis of one run
 
     def __init__(self, workers: int, task: TaskSpec) -> None:
@@ -94,7 +96,10 @@ class Scheduler:
         self.start = time.time()
 
     def show(self, result: dict) -> str:
-        """A run's headline metric for the console."""
+        """A run's headline metric for the console (a pretraining run's is
+        its classifier's top-1)."""
+        if result['name'].startswith('pretrain_'):
+            return f'top-1 {result["metric"]:.1f}'
         return f'{self.task.metric_name} {result["metric"] * self.task.scale:.1f}'
 
     @staticmethod
@@ -109,28 +114,33 @@ class Scheduler:
         kind = self.kind(job)
         if kind in self.rate:
             return self.OVERHEAD + statistics.mean(self.rate[kind]) * job['iters']
-        rate = self.PRIOR.get(kind, self.PRIOR['distilled' if job.get('needs') else BASELINE])
+        rate = self._prior(kind)
         if self.rate:  # the priors are for the detection demo: rescale them by a measured run
             seen = next(iter(self.rate))
-            rate *= statistics.mean(self.rate[seen]) / self.PRIOR.get(
-                seen, self.PRIOR['distilled' if seen not in (TEACHER, BASELINE) else BASELINE])
+            rate *= statistics.mean(self.rate[seen]) / self._prior(seen)
         return self.OVERHEAD + rate * job['iters']
 
+    def _prior(self, kind: str) -> float:
+        """The prior seconds per iteration of a kind of run (a method
+        without its own prior: a distilled run's)."""
+        return self.PRIOR.get(kind, self.PRIOR['distilled'])
+
     def eta(self, running: Dict[object, dict], pending: List[dict]) -> float:
-        """Simulate the rest of the schedule on ``workers`` lanes."""
+        """Simulate the rest of the schedule on ``workers`` lanes: a job
+        starts on the first free lane once the jobs it needs are done."""
         now = time.time()
-        lanes, teacher_done = [], 0.0
+        lanes, finish = [], {}
         for job in running.values():
             lanes.append(max(0.0, self.estimate(job) - (now - job['started'])))
-            if job['name'] == TEACHER and not job.get('analyse'):
-                teacher_done = lanes[-1]
+            if not job.get('analyse'):
+                finish[job['id']] = lanes[-1]
         lanes += [0.0] * (self.workers - len(lanes))
         for job in pending:
             lanes.sort()
-            begin = max(lanes[0], teacher_done) if job.get('needs') else lanes[0]
-            lanes[0] = begin + self.estimate(job)
-            if job['name'] == TEACHER:
-                teacher_done = lanes[0]
+            ready = max([finish.get(need, 0.0) for need in job.get('needs', ())], default=0.0)
+            lanes[0] = max(lanes[0], ready) + self.estimate(job)
+            if not job.get('analyse'):
+                finish[job['id']] = lanes[0]
         return max(lanes)
 
     def run(self, jobs: List[dict], resolve: Callable[[dict, Dict[str, dict]], None],
@@ -190,7 +200,7 @@ class Scheduler:
         for job in list(self.pending):
             if len(running) >= self.workers:
                 break
-            if job.get('needs') and job['needs'] not in self.done:
+            if any(need not in self.done for need in job.get('needs', ())):
                 continue
             self.resolve(job, self.done)
             self.pending.remove(job)

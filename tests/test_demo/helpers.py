@@ -28,9 +28,35 @@ class Record(Hook):
                              for s in data_batch['data_samples']])
 
 
-def run(config, seed, data_root, work_dir):
-    """Two training iterations of a demo config through mmengine's Runner."""
-    cfg = Config.fromfile(osp.join(REPO, config))
+def pretrained_backbone(pretrain_config, path):
+    """A stand-in for the demo's backbone pretraining: the classifier of a
+    ``configs/demo_pretrain`` config built and initialised (seed 123, not a
+    run's seed) and saved as an mmengine checkpoint at ``path``; returns its
+    backbone's weights, keyed as the detector / segmentor / classifier that
+    loads it keys them (``backbone.*``)."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import set_random_seed
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo_pretrain', pretrain_config))
+    set_random_seed(123)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save({'state_dict': model.state_dict()}, path)
+    return {k: v.clone() for k, v in model.state_dict().items() if k.startswith('backbone.')}
+
+
+def with_pretrained(cfg, checkpoint):
+    """Point a demo config's student backbone at a pretrained checkpoint."""
+    prefix = 'model.student.' if 'teacher' in cfg.model else 'model.'
+    cfg.merge_from_dict({f'{prefix}backbone.init_cfg.checkpoint': str(checkpoint)})
+    return cfg
+
+
+def run(config, seed, data_root, work_dir, pretrained):
+    """Two training iterations of a demo config through mmengine's Runner,
+    its student's backbone loaded from the checkpoint ``pretrained``."""
+    cfg = with_pretrained(Config.fromfile(osp.join(REPO, config)), pretrained)
     cfg.merge_from_dict({'randomness.seed': seed, 'train_dataloader.sampler.seed': seed,
                          'train_dataloader.dataset.data_root': data_root,
                          'train_dataloader.batch_size': 4, 'train_cfg.max_iters': 2,
@@ -49,6 +75,13 @@ def run(config, seed, data_root, work_dir):
     runner.register_hook(record)
     runner.train()
     return record
+
+
+def assert_backbone_is(weights, backbone):
+    """A student's initial weights hold ``backbone`` (``backbone.*``) as is."""
+    for k, v in backbone.items():
+        if not k.endswith('num_batches_tracked'):
+            assert torch.equal(weights[k], v), k
 
 
 def assert_same(a, b):

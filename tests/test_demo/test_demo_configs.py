@@ -62,9 +62,28 @@ def test_configs_state_the_schedule_the_demo_trains(task, name):
 
 
 def test_detection_schedules_are_the_demos():
-    assert _config(TASKS['det'].config(TEACHER)).train_cfg.max_iters == 600
+    assert _config(TASKS['det'].config(TEACHER)).train_cfg.max_iters == 300
     for method in TASKS['det'].students:
-        assert _config(TASKS['det'].config(method)).train_cfg.max_iters == 150
+        assert _config(TASKS['det'].config(method)).train_cfg.max_iters == 250
+
+
+@pytest.mark.parametrize('task', sorted(TASKS))
+def test_every_demo_model_loads_the_backbone_its_pretraining_run_writes(task):
+    """A demo config run on its own (tools/train.py) finds the backbone
+    where `make demo` leaves it: work_dirs/demo_pretrain/<config>/iter_<its
+    steps>.pth, with the classifier's ``backbone.`` prefix."""
+    spec = TASKS[task]
+
+    def expected(role):
+        pre = _config(spec.pretrain_config(role))
+        name = osp.splitext(spec.pretrain[role])[0]
+        return dict(type='Pretrained', prefix='backbone.', checkpoint=(
+            f'work_dirs/demo_pretrain/{name}/iter_{pre.train_cfg.max_iters}.pth'))
+
+    assert _config(spec.config(TEACHER)).model.backbone.init_cfg == expected(TEACHER)
+    for method in spec.students:
+        model = _config(spec.config(method)).model
+        assert model.get('student', model).backbone.init_cfg == expected('student')
 
 
 @pytest.mark.parametrize('task', sorted(TASKS))

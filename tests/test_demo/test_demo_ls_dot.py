@@ -42,8 +42,9 @@ def test_new_methods_are_planned_seed_major_after_the_baseline(tmp_path):
     assert methods == [BASELINE, 'kd', *NEW]
     jobs, order = plan_jobs(CLS, methods, [0, 1], (None, None), {}, str(tmp_path), False)
     assert order == methods
-    assert [j['name'] for j in jobs[:3]] == [TEACHER, BASELINE, BASELINE]
-    assert [(j['seed'], j['name']) for j in jobs[3:]] == [
+    assert [j['name'] for j in jobs[:5]] == ['pretrain_teacher', 'pretrain_student', TEACHER,
+                                             BASELINE, BASELINE]
+    assert [(j['seed'], j['name']) for j in jobs[5:]] == [
         (s, m) for s in (0, 1) for m in ['kd', *NEW]]
     assert len({j['key'] for j in jobs}) == len(jobs)  # no two runs share a fingerprint
 

@@ -16,8 +16,9 @@ from tests.helpers import REPO
 
 def run_demo(tmp_path, *extra):
     cmd = [sys.executable, 'tools/run_demo.py', '--work-dir', str(tmp_path / 'work'), '--data',
-           str(tmp_path / 'data'), '--teacher-iters', '3', '--student-iters', '2',
-           '--num-train', '12', '--num-val', '4', '--seeds', '0', '1', *extra]
+           str(tmp_path / 'data' / 'scenes'), '--teacher-iters', '3', '--student-iters', '2',
+           '--pretrain-iters', '2', '--num-train', '12', '--num-val', '4', '--seeds', '0', '1',
+           *extra]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return proc.stdout
@@ -49,11 +50,26 @@ def test_tiny_demo_trains_evaluates_reports_and_reuses(tmp_path):
     md = (work / 'results.md').read_text()
     assert '| teacher | 1 |' in md and '| baseline | 2 |' in md and 'beyond noise' in md
     assert 'iter 2/2' in out and 'ETA' in out  # progress is visible
+    # the backbones were pretrained first (12 classes at 64 px beside the scenes), once
+    pre = {r['name']: r for r in results['pretrain']}
+    assert sorted(pre) == ['pretrain_student', 'pretrain_teacher']
+    assert all(0.0 <= r['metric'] <= 100.0 and r['iters'] == 2 for r in pre.values())
+    assert (tmp_path / 'data' / 'demo_pretrain' / 'train' / 'hexagon').is_dir()
+    ckpt = tmp_path / 'demo_pretrain' / 'r18w16_det_shapes' / 'iter_2.pth'
+    assert ckpt.is_file() and pre['pretrain_student']['checkpoint'] == str(ckpt)
+    for name in ('baseline', 'dist'):  # students load the student's pretrained backbone
+        assert f'PretrainedInit: load from {ckpt}' in (work / 'seed1' / name / 'train.log'
+                                                       ).read_text()
+    assert 'r18w32_det_shapes/iter_2.pth' in (work / 'teacher' / 'train.log').read_text()
+    assert 'pretrain student backbone: top-1' in out and 'Backbones pretrained' in md
     again = run_demo(tmp_path)
-    assert again.count('reusing') == 9 and 'training (' not in again
-    # a changed student schedule retrains the students, not the teacher
+    assert again.count('reusing') == 11 and 'training (' not in again
+    # a changed student schedule retrains the students, not the teacher or the backbones
     changed = run_demo(tmp_path, '--student-iters', '1', '--methods', 'kd', '--seeds', '0')
-    assert changed.count('reusing') == 1 and changed.count('training (') == 2
+    assert changed.count('reusing') == 3 and changed.count('training (') == 2
+    # a changed pretraining retrains everything that loads it
+    repre = run_demo(tmp_path, '--pretrain-iters', '1', '--methods', 'kd', '--seeds', '0')
+    assert 'reusing' not in repre and repre.count('training (') == 5
 
 
 #: t quantiles in closed form, independent of scipy: with 1 degree of freedom the
@@ -151,9 +167,9 @@ def test_schedule_hooks_follow_the_student_iterations():
 def test_tiny_classification_demo_with_the_schedule_rows(tmp_path):
     """PS-KD needs no teacher; ESKD stops distilling at a third of the run."""
     cmd = [sys.executable, 'tools/run_demo.py', '--task', 'cls', '--work-dir',
-           str(tmp_path / 'work'), '--data', str(tmp_path / 'data'), '--teacher-iters', '2',
-           '--student-iters', '6', '--num-train', '3', '--num-val', '2', '--seeds', '0',
-           '--methods', 'eskd', 'pskd']
+           str(tmp_path / 'work'), '--data', str(tmp_path / 'data' / 'cls'), '--teacher-iters',
+           '2', '--student-iters', '6', '--pretrain-iters', '2', '--num-train', '3',
+           '--num-val', '2', '--seeds', '0', '--methods', 'eskd', 'pskd']
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     work = tmp_path / 'work'
@@ -165,3 +181,8 @@ def test_tiny_classification_demo_with_the_schedule_rows(tmp_path):
     assert 'PSKDHook: memory 36 x 12' in pskd and 'ClassificationDistiller' not in pskd
     eskd = (work / 'seed0' / 'eskd' / 'train.log').read_text()
     assert 'iteration 3 on' in eskd and 'distillation is off' in eskd
+    # its backbones were pretrained on crops of the detection scenes' objects (6 classes)
+    crops = tmp_path / 'data' / 'demo_crops'
+    folders = {p.name for p in (crops / 'train').iterdir()}  # 3 tiny scenes: not all six
+    assert folders and folders <= {'circle', 'square', 'triangle', 'star', 'cross', 'ring'}
+    assert 'resnet_cifar_w8_crops/iter_2.pth' in pskd

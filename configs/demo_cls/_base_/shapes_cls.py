@@ -1,5 +1,5 @@
 # The embedded 12-class shapes classification set (mmkd/demo/shapes_cls.py,
-# its `easy` preset, 400 train / 50 val images per class, generated into
+# its `easy` preset, 400 train / 150 val images per class, generated into
 # data/demo_cls/), 32x32 images, mmpretrain's CustomDataset and Accuracy.
 # Batch 32 on one process (tools/run_demo.py) or 2 processes x 16 with
 # tools/dist_train.sh; iteration-based schedule, AdamW with cosine decay.
