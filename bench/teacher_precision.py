@@ -64,7 +64,8 @@ def demo_configs(task: str, methods: List[str], data_dir: Optional[str] = None,
         num_train: train size for the task's data maker (``None``: the demo's).
         num_val: val size, likewise.
         teacher_ckpt: ``'demo'`` for the demo's trained teacher, a path, or
-            ``None`` for a randomly initialised teacher.
+            ``None`` for a randomly initialised teacher (and a student
+            whose backbone is random too, not the demo's pretrained one).
 
     Returns:
         method -> its config (a copy, free to change).
@@ -85,6 +86,8 @@ def demo_configs(task: str, methods: List[str], data_dir: Optional[str] = None,
         cfg.merge_from_dict({k: v for k, v in job['options'].items() if not k.startswith('_')})
         if teacher_ckpt != DEMO_TEACHER:
             cfg.model.teacher_ckpt = teacher_ckpt
+        if teacher_ckpt is None:  # a random teacher: the student needs no pretrained backbone
+            cfg.model.student.backbone.init_cfg = None
         configs[job['name']] = cfg
     return configs
 

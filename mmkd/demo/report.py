@@ -198,7 +198,8 @@ def plot_heatmaps(table: List[dict], runs: Dict[str, List[dict]], classes: List[
         return None
     best = max(students, key=lambda r: r['metric'][0])['name']
     seed = runs[BASELINE][0]['seed']
-    pick = {n: next((r for r in runs[n] if r['seed'] == seed), runs[n][0]) for n in (BASELINE, best)}
+    pick = {n: next((r for r in runs[n] if r['seed'] == seed), runs[n][0])
+            for n in (BASELINE, best)}
     diffs = {f'{n} (seed {r["seed"]})': np.array(r['corr_diff']) for n, r in pick.items()}
     plot_differences(diffs, classes, osp.join(out_dir, 'corr_diff.png'))
     return best

@@ -154,7 +154,9 @@ def plan_jobs(task: TaskSpec, methods: List[str], seeds: List[int], iters: Tuple
 
 
 def _resolve(job: dict, done: Dict[str, dict]) -> None:
-    if TEACHER_ID in done:  # baselines may start before the teacher is trained
+    # baselines may start before the teacher is trained; a backbone's
+    # pretraining (a classifier) is never compared with the teacher
+    if TEACHER_ID in done and job['id'] not in PRETRAIN_IDS.values():
         job['teacher_ckpt'] = done[TEACHER_ID].get('checkpoint')
 
 

@@ -116,9 +116,19 @@ class Scheduler:
             return self.OVERHEAD + statistics.mean(self.rate[kind]) * job['iters']
         rate = self._prior(kind)
         if self.rate:  # the priors are for the detection demo: rescale them by a measured run
-            seen = next(iter(self.rate))
+            seen = self._reference(kind)
             rate *= statistics.mean(self.rate[seen]) / self._prior(seen)
         return self.OVERHEAD + rate * job['iters']
+
+    def _reference(self, kind: str) -> str:
+        """The measured kind whose speed rescales the priors of ``kind``:
+        one of its own family (a backbone's pretraining or a detection /
+        segmentation / classification run; their costs differ by task), the
+        baseline among the runs, else the first measured."""
+        family = [k for k in self.rate if k.startswith('pretrain_') == kind.startswith('pretrain_')]
+        if BASELINE in family:
+            return BASELINE
+        return family[0] if family else next(iter(self.rate))
 
     def _prior(self, kind: str) -> float:
         """The prior seconds per iteration of a kind of run (a method

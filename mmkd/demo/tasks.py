@@ -214,7 +214,7 @@ DET = TaskSpec(
     metric='coco/bbox_mAP', metric_name='bbox mAP', extra_metrics={'AP50': 'coco/bbox_mAP_50'},
     scale=100.0, make_data=detection_data, analyze=detection_analysis,
     pretrain={TEACHER: 'r18w32_det_shapes.py', 'student': 'r18w16_det_shapes.py'},
-    make_pretrain_data=shapes_pretrain_data, full=dict(teacher_iters=500, student_iters=450))
+    make_pretrain_data=shapes_pretrain_data, full=dict(teacher_iters=600, student_iters=450))
 
 
 #: Methods a task offers when its config dir has ``<method>_*.py``: the
@@ -254,7 +254,8 @@ TASKS: Dict[str, TaskSpec] = {
                              '(shapes)', 'configs/demo_seg', 'mIoU', 'mIoU', segmentation_data,
                              pretrain={TEACHER: 'r18v1c_w16_seg_shapes.py',
                                        'student': 'r18v1c_w8_seg_shapes.py'},
-                             make_pretrain_data=shapes_pretrain_data),
+                             make_pretrain_data=shapes_pretrain_data,
+                             full=dict(student_iters=800)),
     'cls': task_from_configs('cls', 'Classification: ResNet teacher -> narrow student '
                              '(shapes_cls)', 'configs/demo_cls', 'accuracy/top1', 'top-1',
                              classification_data,

@@ -38,6 +38,10 @@ def test_segmentation_demo_models_use_it_everywhere():
 
     from mmkd.models.base_distiller import build_model
     cfg = Config.fromfile(osp.join(REPO, 'configs/demo_seg/student_deeplabv3_r18w8_shapes_seg.py'))
+    # the backbone's own init, before the demo's pretrained weights replace it: its
+    # pretraining config's (the heads keep theirs either way)
+    pre = Config.fromfile(osp.join(REPO, 'configs/demo_pretrain/r18v1c_w8_seg_shapes.py'))
+    cfg.model.backbone.init_cfg = pre.model.backbone.init_cfg
     model = build_model(cfg.model, 'mmseg')
     model.init_weights()
     convs = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]

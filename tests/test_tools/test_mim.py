@@ -95,7 +95,9 @@ def test_mim_search_train_test(site, tmp_path):
                'train_dataloader.batch_size=8', 'val_dataloader.batch_size=12',
                'test_dataloader.batch_size=12']
     out = mim(site, 'train', 'mmkd', CONFIG, '--gpus', '0', '--work-dir', str(work),
-              '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}', 'train_cfg.max_iters=2',
+              '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}',
+              'model.student.backbone.init_cfg=None',  # no demo pretraining here
+              'train_cfg.max_iters=2',
               'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
               'param_scheduler.T_max=2', *options, cwd=tmp_path)
     # mim ran the packaged train.py on the packaged config
