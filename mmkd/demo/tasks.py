@@ -173,13 +173,17 @@ def shapes_pretrain_data(data_dir: str, num_train: Optional[int] = None,
 def crops_pretrain_data(data_dir: str, num_train: Optional[int] = None,
                         num_val: Optional[int] = None) -> Dict[str, object]:
     """The classification demo's pretraining set, beside its data
-    (``data/demo_crops``): the objects of the detection scenes (generated in
-    ``data/demo_easy`` as the detection demo makes them, 500 / 120 scenes
-    unless given), cropped at 32 px; cfg options for the pretraining configs."""
+    (``data/demo_crops``): the objects of the detection scenes (the
+    detection demo's ``data/demo_easy``, 500 / 120 scenes; other sizes, as
+    ``--num-train`` / ``--num-val`` give them, in a folder of their own so
+    that the detection demo's scenes stay as they are), cropped at 32 px;
+    cfg options for the pretraining configs."""
     parent = osp.dirname(osp.abspath(data_dir))
-    scenes = osp.join(parent, 'demo_easy')
+    sized = num_train is not None or num_val is not None
+    suffix = f'_{num_train}_{num_val}' if sized else ''
+    scenes = osp.join(parent, 'demo_easy' + suffix)
     _scenes(scenes, num_train, num_val)
-    root = osp.join(parent, 'demo_crops')
+    root = osp.join(parent, 'demo_crops' + suffix)
     meta = generate_scene_crops(scenes, root, size=32)
     return {'_data': meta, **_pretrain_options(root)}
 

@@ -182,7 +182,7 @@ def test_tiny_classification_demo_with_the_schedule_rows(tmp_path):
     eskd = (work / 'seed0' / 'eskd' / 'train.log').read_text()
     assert 'iteration 3 on' in eskd and 'distillation is off' in eskd
     # its backbones were pretrained on crops of the detection scenes' objects (6 classes)
-    crops = tmp_path / 'data' / 'demo_crops'
+    crops = tmp_path / 'data' / 'demo_crops_3_2'  # --num-train 3 --num-val 2: its own scenes
     folders = {p.name for p in (crops / 'train').iterdir()}  # 3 tiny scenes: not all six
     assert folders and folders <= {'circle', 'square', 'triangle', 'star', 'cross', 'ring'}
     assert 'resnet_cifar_w8_crops/iter_2.pth' in pskd
