@@ -91,6 +91,23 @@ def build_distiller(cfg: dict, size: int):
     return distiller, data['inputs'], data['data_samples'], optimizer
 
 
+def train_steps(distiller, inputs, samples, optimizer, teacher_forward) -> dict:
+    """The timed steps: (a) the student's own training step, (b) the
+    teacher's forward as the distiller runs it, (c) the distilled step. A
+    training step sums its losses as the model's own ``parse_losses`` does
+    (mmengine's: every ``loss`` key, lists such as the RPN's per-level terms
+    included; the distiller's adds its own bookkeeping), as mmengine's
+    ``train_step`` does."""
+    def train_step(model):
+        optimizer.zero_grad()
+        loss, _ = model.parse_losses(model.loss(inputs, samples))
+        loss.backward()
+        optimizer.step()
+
+    return dict(student=lambda: train_step(distiller.student), teacher=teacher_forward,
+                distilled=lambda: train_step(distiller))
+
+
 def build_query(size: int):
     return build_distiller(dict(
         type='mmkd.QueryDistiller', student=dino(18), teacher=dino(50),
@@ -104,17 +121,10 @@ def make_query_steps(size: int):
         distiller.student_loss(inputs, samples)
     student_side = distiller.read_student(calls, inputs, samples)
 
-    def train_step(model):
-        optimizer.zero_grad()
-        losses = model.loss(inputs, samples)
-        sum(v for k, v in losses.items() if 'loss' in k and torch.is_tensor(v)).backward()
-        optimizer.step()
-
     def teacher_forward():  # what the distiller runs: the teacher on the student's boxes
         distiller.run_teacher(inputs, student_side)
 
-    return dict(student=lambda: train_step(distiller.student), teacher=teacher_forward,
-                distilled=lambda: train_step(distiller))
+    return train_steps(distiller, inputs, samples, optimizer, teacher_forward)
 
 
 def build_dense(size: int):
@@ -174,42 +184,23 @@ def make_steps(size: int, model: str = 'faster_rcnn'):
         return make_query_steps(size)
     from mmdet.structures.bbox import bbox2roi
     distiller, inputs, samples, optimizer = build(size)
-    student, teacher = distiller.student, distiller.teacher
     rois = bbox2roi([torch.rand(512, 4).sort(1).values * size for _ in range(2)])
-
-    def train_step(model):
-        optimizer.zero_grad()
-        losses = model.loss(inputs, samples)
-        sum(v for k, v in losses.items() if 'loss' in k and torch.is_tensor(v)).backward()
-        optimizer.step()
 
     def teacher_forward():  # what the distiller runs: the teacher on the student's RoIs
         distiller.run_teacher(inputs, dict(rois=rois))
 
-    return dict(student=lambda: train_step(student), teacher=teacher_forward,
-                distilled=lambda: train_step(distiller))
+    return train_steps(distiller, inputs, samples, optimizer, teacher_forward)
 
 
 def make_dense_steps(size: int):
     distiller, inputs, samples, optimizer = build_dense(size)
-    student, teacher = distiller.student, distiller.teacher
-
-    def train_step(model):
-        optimizer.zero_grad()
-        losses = model.loss(inputs, samples)
-        total = 0
-        for key, value in losses.items():
-            if 'loss' in key:
-                total = total + (sum(value) if isinstance(value, (list, tuple)) else value)
-        total.backward()
-        optimizer.step()
+    teacher = distiller.teacher
 
     def teacher_forward():
         with torch.no_grad():
             teacher.bbox_head(teacher.extract_feat(inputs))
 
-    steps = dict(student=lambda: train_step(student), teacher=teacher_forward,
-                 distilled=lambda: train_step(distiller))
+    steps = train_steps(distiller, inputs, samples, optimizer, teacher_forward)
     for name, hw in (('batch', (size, size)), ('coco', (800, 1333))):
         steps[f'loss_{name}'] = loss_step(prior_shape(hw), naive=False)
         steps[f'naive_{name}'] = loss_step(prior_shape(hw), naive=True)
