@@ -152,9 +152,7 @@ def classification_data(data_dir: str, num_train: Optional[int] = None,
 
 
 def _pretrain_options(root: str) -> Dict[str, object]:
-    root = osp.abspath(root) + '/'
-    return {'data_root': root, **{f'{split}_dataloader.dataset.data_root': root
-                                  for split in ('train', 'val', 'test')}}
+    return {'data_root': osp.abspath(root) + '/', **_data_root_options(root)}
 
 
 def shapes_pretrain_data(data_dir: str, num_train: Optional[int] = None,
