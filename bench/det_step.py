@@ -11,7 +11,9 @@ DKD on the RoI logits. Measured side by side, in interleaved rounds (median):
 
 Prints (c - a) / b: 1.0 means distillation adds exactly the teacher's forward
 (target <= 1.10), plus the peak memory of (a) and (c), each measured in a
-fresh child process.
+fresh child process. The three arms are timed under one steady glibc malloc
+setting (bench/allocator.py says why); ``--glibc-defaults`` times them with
+glibc's defaults.
 
 ``--model retinanet``: RetinaNet R50-FPN teacher -> R18-FPN student (mmdet's
 full heads: 9 anchors per location, 80 sigmoid classes), 2 images of 512x512,
@@ -45,6 +47,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..'))
 sys.path.insert(0, HERE)
+from allocator import describe, use_steady_allocator  # noqa: E402
 from peak_memory import peak_mib, report_peak  # noqa: E402
 
 
@@ -213,8 +216,12 @@ def main():
     parser.add_argument('--size', type=int, default=None, help='320 (faster_rcnn), 512 (retinanet)')
     parser.add_argument('--model', choices=('faster_rcnn', 'retinanet', 'dino'),
                         default='faster_rcnn')
+    parser.add_argument('--glibc-defaults', action='store_true',
+                        help="time with glibc's malloc defaults (bench/allocator.py)")
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.child:
+        use_steady_allocator(args.glibc_defaults)
     if args.size is None:
         args.size = 512 if args.model == 'retinanet' else 320
     if args.child:
@@ -245,6 +252,7 @@ def main():
                 dino='DINO 4-scale, DIST (sigmoid) on the matching queries')[args.model]
     print(f'R50 -> R18 {what}, 2 x {args.size}x{args.size}, '
           f'{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds')
+    print(describe())
     print(f'(a) student step      {a * 1e3:8.1f} ms   peak {mem["student"]:7.1f} MiB')
     print(f'(b) teacher forward   {b * 1e3:8.1f} ms')
     print(f'(c) distilled step    {c * 1e3:8.1f} ms   peak {mem["distilled"]:7.1f} MiB')
@@ -270,6 +278,7 @@ def main_dense(args):
     print(f'R50 -> R18 RetinaNet, 2 x {args.size}x{args.size}, DIST (sigmoid) over all '
           f'{batch[0] // 2 * batch[2]} priors per image, {torch.get_num_threads()} threads, '
           f'median of {args.rounds} interleaved rounds')
+    print(describe())
     print(f'(a) student step      {a * 1e3:8.1f} ms   peak {mem["student"]:7.1f} MiB')
     print(f'(b) teacher forward   {b * 1e3:8.1f} ms')
     print(f'(c) distilled step    {c * 1e3:8.1f} ms   peak {mem["distilled"]:7.1f} MiB')
