@@ -41,6 +41,8 @@ test: setup
 bench: setup
 	$(VPY) bench/losses.py
 	$(VPY) bench/det_step.py
+	$(VPY) bench/det_step.py --model retinanet
+	$(VPY) bench/det_step.py --model dino
 	$(VPY) bench/cls_step.py
 	$(VPY) bench/seg_step.py
 	$(VPY) bench/schedule_step.py
