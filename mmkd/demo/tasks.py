@@ -216,7 +216,7 @@ DET = TaskSpec(
     metric='coco/bbox_mAP', metric_name='bbox mAP', extra_metrics={'AP50': 'coco/bbox_mAP_50'},
     scale=100.0, make_data=detection_data, analyze=detection_analysis,
     pretrain={TEACHER: 'r18w32_det_shapes.py', 'student': 'r18w16_det_shapes.py'},
-    make_pretrain_data=shapes_pretrain_data, full=dict(teacher_iters=600, student_iters=450))
+    make_pretrain_data=shapes_pretrain_data, full=dict(teacher_iters=1200, student_iters=900))
 
 
 #: Methods a task offers when its config dir has ``<method>_*.py``: the
@@ -263,5 +263,6 @@ TASKS: Dict[str, TaskSpec] = {
                              classification_data,
                              pretrain={TEACHER: 'resnet_cifar_w16_crops.py',
                                        'student': 'resnet_cifar_w8_crops.py'},
-                             make_pretrain_data=crops_pretrain_data),
+                             make_pretrain_data=crops_pretrain_data,
+                             full=dict(teacher_iters=2400, student_iters=750)),
 }

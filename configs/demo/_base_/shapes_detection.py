@@ -62,7 +62,7 @@ test_evaluator = val_evaluator
 # The students' schedule, what `make demo` trains them (the teacher's config
 # makes it 300 steps): 250 steps, a linear warm-up over the first eighth, then
 # cosine decay. tools/run_demo.py stretches it for --student-iters and --full
-# (450 steps, docs/results.md).
+# (900 steps against a 1200-step teacher, docs/results.md).
 max_iters = 250
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
