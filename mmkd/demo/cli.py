@@ -68,8 +68,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--pretrain-iters', type=int,
                         help='steps of the backbones\' pretraining (default: its configs\')')
     parser.add_argument('--full', action='store_true',
-                        help='the longer schedules that meet every floor of the benchmark '
-                        '(docs/results.md says how long each demo takes)')
+                        help='the longer schedules: det (about 40 min) and cls (about 17 min) '
+                        'meet every floor of the benchmark there, seg does not yet '
+                        '(docs/results.md)')
     parser.add_argument('--force', action='store_true', help='retrain everything')
     return parser.parse_args(argv)
 
