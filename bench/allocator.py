@@ -1,4 +1,4 @@
-"""glibc malloc settings for the CPU step benches.
+"""glibc malloc settings for the CPU detection step bench (bench/det_step.py).
 
 With glibc's defaults every freed block above the dynamic mmap threshold
 (at most 32 MiB) goes back to the kernel and the next large tensor is a fresh
@@ -8,9 +8,10 @@ mapped and unmapped once more per step than in the student's own step: on
 the CPU the ratio (c - a) / b then measures the kernel's page faults as well
 as the distiller (DINO: 1.07-1.17 with the defaults, 1.00 with these
 settings; docs/benchmarks.md). CUDA's caching allocator keeps its blocks, so
-a GPU step does not pay this. The step benches therefore time all three arms
-under one steady setting, stated in their output; ``--glibc-defaults``
-measures with the defaults instead.
+a GPU step does not pay this. bench/det_step.py therefore times all three
+arms under one steady setting, stated in its output; ``--glibc-defaults``
+measures with the defaults instead. (bench/cls_step.py and seg_step.py still
+time under glibc's defaults, as their recorded figures were.)
 """
 import os
 import sys
@@ -24,12 +25,8 @@ STEADY = dict(
 
 def describe() -> str:
     """One line saying which allocator settings this process runs under."""
-    if all(os.environ.get(k) == v for k, v in STEADY.items()):
-        return 'glibc malloc: ' + ' '.join(f'{k}={v}' for k, v in STEADY.items())
-    if any(k in os.environ for k in STEADY):
-        return 'glibc malloc: ' + ' '.join(
-            f'{k}={os.environ[k]}' for k in STEADY if k in os.environ)
-    return "glibc malloc: the defaults"
+    present = [f'{k}={os.environ[k]}' for k in STEADY if k in os.environ]
+    return 'glibc malloc: ' + (' '.join(present) if present else 'the defaults')
 
 
 def use_steady_allocator(defaults: bool) -> None:
