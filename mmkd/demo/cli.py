@@ -47,8 +47,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', default='det', choices=list(TASKS))
     parser.add_argument('--work-dir', help='default work_dirs/demo (det) or work_dirs/demo_<task>')
-    parser.add_argument('--data', help='default data/demo_easy (det, seg: the same scenes) or '
-                        'data/demo_cls')
+    parser.add_argument('--data', help='default data/demo_easy (det), data/demo_seg (the '
+                        'same train scenes, 1000 val) or data/demo_cls')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='student seeds (the teacher is trained once, with seed 0)')
     parser.add_argument('--methods', nargs='+',
@@ -62,15 +62,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-train', type=int,
                         help='train scenes (det, seg: default 500) or images per class (cls: 400)')
     parser.add_argument('--num-val', type=int,
-                        help='val scenes (det, seg: default 120) or images per class (cls: 150)')
+                        help='val scenes (det: default 120, seg: 1000) or images per class '
+                        '(cls: 150)')
     parser.add_argument('--workers', type=int, default=2,
                         help='runs trained at once, one thread each (default: 2 cores)')
     parser.add_argument('--pretrain-iters', type=int,
                         help='steps of the backbones\' pretraining (default: its configs\')')
     parser.add_argument('--full', action='store_true',
-                        help='the longer schedules: det (about 40 min) and cls (about 17 min) '
-                        'meet every floor of the benchmark there, seg does not yet '
-                        '(docs/results.md)')
+                        help='the longer schedules, which meet every floor of the benchmark '
+                        '(docs/results.md): det about 40 min, seg about 45, cls about 17')
     parser.add_argument('--force', action='store_true', help='retrain everything')
     return parser.parse_args(argv)
 

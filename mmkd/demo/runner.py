@@ -42,10 +42,11 @@ def select_methods(task: TaskSpec, methods: Optional[List[str]]) -> List[str]:
 
 
 def default_dirs(task: TaskSpec) -> Tuple[str, str]:
-    """``(work dir, data dir)`` of a task, relative to :data:`REPO`: the
-    segmentation demo shares the detection demo's scenes."""
+    """``(work dir, data dir)`` of a task, relative to :data:`REPO`
+    (``data/demo_seg`` holds the detection demo's train scenes and a larger
+    val split)."""
     work_dir = 'work_dirs/demo' if task.name == 'det' else f'work_dirs/demo_{task.name}'
-    return work_dir, 'data/demo_cls' if task.name == 'cls' else 'data/demo_easy'
+    return work_dir, {'det': 'data/demo_easy'}.get(task.name, f'data/demo_{task.name}')
 
 
 def teacher_checkpoint(work_dir: str, teacher_iters: int) -> str:

@@ -1,8 +1,10 @@
 # The embedded shapes scenes' semantic maps (mmkd/demo/shapes.py: 0 background,
-# 1-6 the shapes, 255 ignore), the detection demo's scenes in data/demo_easy/;
+# 1-6 the shapes, 255 ignore) in data/demo_seg/: the detection demo's 500 train
+# scenes and 1000 val scenes (`python tools/make_demo_data.py --out
+# data/demo_seg --difficulty easy --num-val 1000`; the demo makes them);
 # mmseg's BaseSegDataset and IoUMetric; 8 images per step, iteration-based.
 _base_ = 'mmseg::_base_/default_runtime.py'
-data_root = 'data/demo_easy/'
+data_root = 'data/demo_seg/'
 metainfo = dict(classes=('background', 'circle', 'square', 'triangle', 'star', 'cross', 'ring'))
 train_pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
                   dict(type='RandomFlip', prob=0.5), dict(type='PackSegInputs')]
