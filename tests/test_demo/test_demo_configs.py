@@ -94,3 +94,15 @@ def test_missing_teacher_names_the_command_that_trains_it(task, tmp_path, monkey
     with pytest.raises(FileNotFoundError) as err:
         MODELS.build(cfg.model)
     assert cfg.model.teacher_ckpt in str(err.value) and COMMANDS[task] in str(err.value)
+
+
+@pytest.mark.parametrize('task', sorted(TASKS))
+@pytest.mark.parametrize('name', [TEACHER, BASELINE])
+def test_configs_read_the_data_the_demo_writes(task, name):
+    """tools/train.py on a demo config reads the scenes the demo generated
+    for that task (the segmentation demo's own dir, with its 1000 val
+    scenes, not the detection demo's)."""
+    data_dir = default_dirs(TASKS[task])[1]
+    cfg = _config(TASKS[task].config(name))
+    for split in ('train', 'val', 'test'):
+        assert cfg[f'{split}_dataloader'].dataset.data_root.rstrip('/') == data_dir

@@ -219,3 +219,23 @@ def test_preset_by_name_is_the_preset(tmp_path):
         assert json.load(f)['params']['max_objects'] == 2
     with pytest.raises(ValueError, match='difficulty'):
         generate_shapes(tmp_path / 'x', difficulty='medium', **small)
+
+
+def test_more_val_scenes_keep_the_fewer(tmp_path):
+    """Each scene is drawn from its own (seed, split, index) stream: a set
+    with more val scenes (the segmentation demo's 1000) has the same train
+    scenes and begins with the same val scenes as one with fewer (the
+    detection demo's 120)."""
+    few = generate_shapes(tmp_path / 'few', num_train=2, num_val=1, image_size=64,
+                          difficulty='easy')
+    more = generate_shapes(tmp_path / 'more', num_train=2, num_val=3, image_size=64,
+                           difficulty='easy')
+    assert more['val']['num_images'] == 3
+    for split in SPLITS:
+        for key in ('img_dir', 'sem_dir'):
+            names = _pngs(few[split][key])
+            assert len(names) == (2 if split == 'train' else 1)
+            for name in names:
+                with open(osp.join(few[split][key], name), 'rb') as a, \
+                        open(osp.join(more[split][key], name), 'rb') as b:
+                    assert a.read() == b.read()
