@@ -4,6 +4,8 @@ stages, few encoder / decoder layers and queries, 3 classes)."""
 import copy
 import functools
 
+import torch
+
 from mmkd.registry import MODELS
 from tests.helpers.det import mmdet_model
 
@@ -88,4 +90,11 @@ def query_distiller(student: str = 'dino', teacher=None, **kwargs):
                teacher_ckpt=None,
                distill_losses=dict(loss_kd=dict(type='mmkd.KDLoss', use_sigmoid=True)))
     cfg.update(kwargs)
-    return MODELS.build(cfg)
+    model = MODELS.build(cfg)
+    # teacher_ckpt=None leaves the teacher as built, and mmdet's DETR models
+    # hold uninitialised memory until init_weights (level_embed: NaN or 1e38
+    # on some builds), so the helper gives it its model's own init, drawn
+    # under a forked RNG (the global stream stays the tests').
+    with torch.random.fork_rng(devices=[]):
+        model.teacher.init_weights()
+    return model
