@@ -70,7 +70,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='steps of the backbones\' pretraining (default: its configs\')')
     parser.add_argument('--full', action='store_true',
                         help='the longer schedules, which meet every floor of the benchmark '
-                        '(docs/results.md): det about 40 min, seg about 47, cls about 17')
+                        '(docs/results.md): det about 43 min, seg about 47, cls about 17')
     parser.add_argument('--force', action='store_true', help='retrain everything')
     return parser.parse_args(argv)
 
